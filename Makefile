@@ -1,0 +1,90 @@
+# Brine - make targets for the deploy node, the testbed and the tests.
+# Run from the repository root, as root for anything touching the testbed.
+
+SHELL := /bin/bash
+CLUSTER ?= demo
+VENV := .venv
+PY := $(VENV)/bin/python
+SALT_RUN := $(VENV)/bin/salt-run
+# Debian packages the deploy node and the testbed need.
+DEBIAN_PACKAGES := python3 python3-venv debootstrap systemd-container nftables \
+	openssh-client iproute2 ca-certificates
+PYTEST_ARGS ?=
+
+.PHONY: setup debian-packages venv salt-config test test-fast docs lint demo deploy \
+	testbed-up testbed-down testbed-status bench clean
+
+## setup: Debian packages, the pinned venv, Salt's config for this checkout
+setup: debian-packages venv salt-config
+
+debian-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages: $$missing (install them as root)"; exit 1; fi; \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+# Salt reads relative paths against its working directory; the absolute paths
+# of this checkout go in a git-ignored drop-in, rewritten when the checkout moves.
+salt-config:
+	@case "$(CURDIR)" in *[[:space:]\'\"]*) echo "the repository path must have no spaces or quotes: $(CURDIR)"; exit 1;; esac
+	@mkdir -p etc/salt/master.d .brine/salt/var/cache/salt/master/proc
+	@printf '%s\n' \
+		"# Written by 'make salt-config' for this checkout; do not edit." \
+		"user: $$(id -un)" \
+		"root_dir: $(CURDIR)/.brine/salt" \
+		"brine_state_dir: $(CURDIR)/.brine" \
+		"brine_repo_root: $(CURDIR)" \
+		"module_dirs: [$(CURDIR)]" \
+		"file_roots: {base: [$(CURDIR)/salt]}" \
+		"pillar_roots: {base: [$(CURDIR)/pillar]}" \
+		"ssh_log_file: $(CURDIR)/.brine/salt/var/log/salt/ssh" \
+		> etc/salt/master.d/paths.conf.new
+	@cmp -s etc/salt/master.d/paths.conf.new etc/salt/master.d/paths.conf \
+		&& rm etc/salt/master.d/paths.conf.new \
+		|| mv etc/salt/master.d/paths.conf.new etc/salt/master.d/paths.conf
+
+## test: every lane - unit, render, the testbed integration and end-to-end lanes
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-fast: the lanes that need no testbed
+test-fast: setup
+	$(PY) -m pytest -m "not testbed" $(PYTEST_ARGS)
+
+## docs: docs/pillar.md from the pillar schema
+docs: venv
+	$(PY) -c "import sys; sys.path.insert(0, '_utils'); import brine_pillar; print(brine_pillar.reference_markdown(), end='')" > docs/pillar.md
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+## demo: a testbed for CLUSTER (default demo) and cluster.deploy on it
+demo: setup testbed-up deploy
+
+deploy: salt-config
+	$(SALT_RUN) state.orchestrate cluster.deploy pillar='{"cluster": "$(CLUSTER)"}'
+
+testbed-up: setup
+	$(PY) -m tests.testbed up $(CLUSTER)
+	$(SALT_RUN) cluster.trust $(CLUSTER) known_hosts=/var/lib/brine-testbed/$(CLUSTER)/known_hosts
+
+testbed-down: venv
+	$(PY) -m tests.testbed down $(CLUSTER)
+
+testbed-status: venv
+	$(PY) -m tests.testbed status $(CLUSTER)
+
+bench: setup
+	$(PY) tests/bench/testbed_bench.py
+
+clean: testbed-down
+	rm -rf .brine/salt

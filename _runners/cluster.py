@@ -1,0 +1,292 @@
+"""
+Brine's cluster runner: checks and actions on a declared cluster, run on the
+deploy node (or a control cluster's salt-master) from the repository root.
+
+Every function is also a step of the ``cluster.*`` orchestrates; each returns
+what it found and sets a non-zero exit code when it fails.
+
+CLI Example:
+
+.. code-block:: bash
+
+    salt-run cluster.validate demo
+    salt-run cluster.trust demo known_hosts=/path/to/provisioned_known_hosts
+    salt-run cluster.reach demo
+"""
+
+import base64
+import hashlib
+import logging
+import subprocess
+
+import brine_cluster
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "cluster"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _report(lines, ok):
+    """
+    A runner's return: the lines it reports, printed one per line by the
+    brine_lines outputter, and the exit code salt-run and orchestrates obey.
+    """
+    __context__["retcode"] = 0 if ok else 1
+    return {"outputter": "brine_lines", "lines": lines, "retcode": 0 if ok else 1}
+
+
+def _fail(lines):
+    return _report(lines, ok=False)
+
+
+def _done(lines):
+    return _report(lines, ok=True)
+
+
+def _load(cluster):
+    return brine_cluster.load(__opts__, cluster)
+
+
+def validate(cluster=None):
+    """
+    Check cluster ``cluster``'s pillar and report every problem at once, one per
+    line: ``<field path>: <what is wrong> (<what is accepted>)``. Exits non-zero
+    when there is any. Touches no node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.validate demo
+    """
+    if not cluster:
+        return _fail(["cluster: no cluster named (salt-run cluster.validate <name>, or pillar='{\"cluster\": \"<name>\"}')"])
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return _fail([str(problem) for problem in loaded.problems]
+                     + [f"cluster {cluster}: {len(loaded.problems)} problem(s); nothing was changed on any node"])
+    return _done([f"cluster {cluster}: pillar valid ({len(loaded.nodes)} nodes)"])
+
+
+# --------------------------------------------------------------------------
+# Host keys
+# --------------------------------------------------------------------------
+
+
+def _fingerprint(key_b64):
+    digest = hashlib.sha256(base64.b64decode(key_b64)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _read_known_hosts(path):
+    """{host name: {key type: base64 key}} from a known_hosts file (hashed names skipped)."""
+    entries = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return entries
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3 or line.startswith(("#", "|", "@")):
+            continue
+        for host in fields[0].split(","):
+            entries.setdefault(host, {})[fields[1]] = fields[2]
+    return entries
+
+
+def _write_known_hosts(path, entries):
+    text = "".join(
+        f"{host} {key_type} {key}\n"
+        for host in sorted(entries)
+        for key_type, key in sorted(entries[host].items())
+    )
+    brine_cluster.write_private_file(path, text)
+
+
+def _scan(loaded, node):
+    """Host keys a node offers, fetched from the deploy node (jump host) or through the jump host."""
+    port = str(loaded.env["ssh"]["port"])
+    scan = ["ssh-keyscan", "-T", "5", "-p", port, node["address"]]
+    if node["name"] != loaded.jump_host["name"]:
+        scan = ["ssh", "-F", loaded.ssh_config, brine_cluster.JUMP_ALIAS, " ".join(scan)]
+    proc = subprocess.run(scan, capture_output=True, text=True, timeout=60, check=False)
+    keys = {}
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and not line.startswith("#"):
+            keys[fields[1]] = fields[2]
+    if not keys:
+        reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no key offered"
+        raise RuntimeError(reason)
+    return keys
+
+
+def trust(cluster, known_hosts=None, accept_new=False, forget=None):
+    """
+    Manage the host keys Brine trusts for a cluster (``.brine/clusters/<name>/known_hosts``).
+    SSH never prompts and never accepts an unknown or changed key; this is the one place
+    keys enter.
+
+    known_hosts
+        Import the keys of the inventory's nodes from a known_hosts file obtained
+        out of band (from the provisioning system, or the testbed).
+    accept_new
+        Scan nodes that have no trusted key yet (the jump host from here, the others
+        through it) and trust what they offer, printing each fingerprint. A node whose
+        ``host_key_fingerprint`` is declared in the inventory must offer that key.
+    forget
+        A node name: drop its trusted keys (after it was reinstalled), then trust again.
+
+    A key that differs from one already trusted is refused, naming the node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.trust demo known_hosts=/var/lib/brine-testbed/demo/known_hosts
+        salt-run cluster.trust demo accept_new=True
+        salt-run cluster.trust demo forget=worker2
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    brine_cluster.ensure_ssh_config(loaded)
+    port = loaded.env["ssh"]["port"]
+    trusted = _read_known_hosts(loaded.known_hosts)
+    by_name = {node["name"]: node for node in loaded.nodes}
+    lines, problems = [], []
+
+    if forget:
+        if forget not in by_name:
+            return _fail([f"forget: '{forget}' is not a node of cluster {cluster} ({', '.join(by_name)})"])
+        removed = trusted.pop(brine_cluster.known_host_name(by_name[forget]["address"], port), None)
+        _write_known_hosts(loaded.known_hosts, trusted)
+        return _done([f"{forget}: {'host keys forgotten' if removed else 'had no trusted host key'}"])
+
+    offered = {}
+    if known_hosts:
+        source = _read_known_hosts(known_hosts)
+        for node in loaded.nodes:
+            keys = source.get(brine_cluster.known_host_name(node["address"], port)) or source.get(node["name"])
+            if keys:
+                offered[node["name"]] = keys
+    # The jump host first: scanning the others goes through it.
+    ordered = sorted(loaded.nodes, key=lambda n: n["name"] != loaded.jump_host["name"])
+    for node in ordered:
+        host = brine_cluster.known_host_name(node["address"], port)
+        keys = offered.get(node["name"])
+        if keys is None and accept_new and host not in trusted:
+            try:
+                keys = _scan(loaded, node)
+            except (RuntimeError, subprocess.SubprocessError) as error:
+                problems.append(f"{node['name']} ({node['address']}): could not read its host key: {error}")
+                continue
+        if keys is None:
+            if host in trusted:
+                lines.append(f"{node['name']}: trusted {', '.join(_fingerprint(k) for k in trusted[host].values())}")
+            else:
+                problems.append(f"{node['name']} ({node['address']}): no trusted host key "
+                                "(give known_hosts=<file> with its key, or accept_new=True to scan it)")
+            continue
+        declared = node.get("host_key_fingerprint")
+        if declared and declared not in {_fingerprint(k) for k in keys.values()}:
+            problems.append(f"{node['name']} ({node['address']}): offers {', '.join(_fingerprint(k) for k in keys.values())}, "
+                            f"not the declared host_key_fingerprint {declared}; refused")
+            continue
+        known = trusted.get(host)
+        if known and any(known.get(t) not in (None, k) for t, k in keys.items()):
+            problems.append(f"{node['name']} ({node['address']}): host key CHANGED from the trusted one; refused "
+                            f"(if the node was reinstalled: salt-run cluster.trust {cluster} forget={node['name']})")
+            continue
+        trusted[host] = {**(known or {}), **keys}
+        state = "already trusted" if known and all(known.get(t) == k for t, k in keys.items()) else "now trusted"
+        lines.append(f"{node['name']}: {state} {', '.join(_fingerprint(k) for k in keys.values())}")
+        # Save as we go: scanning the next nodes goes through the jump host.
+        _write_known_hosts(loaded.known_hosts, trusted)
+    if problems:
+        return _fail(lines + problems)
+    return _done(lines)
+
+
+# --------------------------------------------------------------------------
+# Reaching the nodes
+# --------------------------------------------------------------------------
+
+_SSH_FAILURES = (
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "its host key CHANGED from the trusted one; refused "
+     "(if the node was reinstalled: salt-run cluster.trust {cluster} forget={node}, then trust it again)"),
+    ("Host key verification failed", "its host key is not the trusted one, or none is trusted "
+     "(salt-run cluster.trust {cluster} ...)"),
+    ("Permission denied", "refused the SSH key {key} (is its public key in the user's authorized_keys?)"),
+    ("No route to host", "no route to it"),
+    ("Connection timed out", "did not answer (timed out)"),
+    ("timed out", "did not answer (timed out)"),
+    ("Connection refused", "refused the connection (is sshd running on port {port}?)"),
+    ("Could not resolve", "its address does not resolve"),
+)
+
+
+def _explain(text, loaded, node):
+    via = "" if node["name"] == loaded.jump_host["name"] else f" (through jump host {loaded.jump_host['name']})"
+    for needle, meaning in _SSH_FAILURES:
+        if needle in text:
+            return f"{node['name']} ({node['address']}){via}: " + meaning.format(
+                cluster=loaded.name, node=node["name"], key=loaded.private_key, port=loaded.env["ssh"]["port"])
+    last = text.strip().splitlines()[-1] if text.strip() else "no answer"
+    return f"{node['name']} ({node['address']}){via}: {last}"
+
+
+def reach(cluster=None):
+    """
+    Check that every node of the cluster answers salt-ssh through the jump host, with
+    host keys verified. Reports every node that does not, with the reason, and exits
+    non-zero. Changes nothing on any node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.reach demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    brine_cluster.ensure_ssh_config(loaded)
+    port = loaded.env["ssh"]["port"]
+    trusted = _read_known_hosts(loaded.known_hosts)
+    problems = [
+        f"{node['name']} ({node['address']}): no trusted host key; run salt-run cluster.trust {cluster} "
+        "known_hosts=<file> (or accept_new=True)"
+        for node in loaded.nodes
+        if brine_cluster.known_host_name(node["address"], port) not in trusted
+    ]
+    if problems:
+        return _fail([*problems, f"cluster {cluster}: no node was contacted"])
+
+    import salt.client.ssh.client
+
+    ids = {loaded.minion_id(node["name"]): node for node in loaded.nodes}
+    client = salt.client.ssh.client.SSHClient(mopts=__opts__, disable_custom_roster=False)
+    answers = {}
+    for reply in client.cmd_iter(list(ids), "test.ping", tgt_type="list", roster="brine"):
+        answers.update(reply)
+    lines = []
+    for minion_id, node in ids.items():
+        reply = answers.get(minion_id)
+        if isinstance(reply, dict) and reply.get("ret") is True:
+            lines.append(f"{node['name']} ({node['address']}): answers")
+            continue
+        text = ""
+        if isinstance(reply, dict):
+            ret = reply.get("ret")
+            text = "\n".join(str(part) for part in (reply.get("stderr"), reply.get("stdout"),
+                                                    ret if not isinstance(ret, bool) else "") if part)
+        problems.append(_explain(text or "no answer", loaded, node))
+    if problems:
+        return _fail(lines + problems)
+    return _done([*lines, f"cluster {cluster}: all {len(ids)} nodes answer through {loaded.jump_host['name']}"])

@@ -1,0 +1,50 @@
+"""
+Orchestrate steps that run a ``cluster.*`` runner check on the deploy node.
+
+Unlike ``salt.runner``, a check that passes reports no changes, so a re-run of
+an orchestrate on a converged cluster says "0 changes"; its report lines become
+the state's comment, one per line. Checks are read-only, so ``test=True`` runs
+them too and predicts truthfully.
+
+Example (in an orchestrate SLS):
+
+.. code-block:: yaml
+
+    cluster-pillar-valid:
+      brine_cluster.check_passed:
+        - check: validate
+        - cluster: demo
+"""
+
+__virtualname__ = "brine_cluster"
+
+CHECKS = ("validate", "reach")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def check_passed(name, check, cluster):
+    """
+    Ensure the runner check ``cluster.<check>`` passes for ``cluster``.
+
+    name
+        The state's id.
+    check
+        One of: validate, reach.
+    cluster
+        The cluster's name (its folder under pillar/clusters/).
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    if check not in CHECKS:
+        ret["comment"] = f"check: '{check}' is not one of {', '.join(CHECKS)}"
+        return ret
+    out = __salt__["saltutil.runner"](f"cluster.{check}", cluster=cluster, full_return=True)
+    report = out.get("return") if isinstance(out, dict) else None
+    if isinstance(report, dict) and "lines" in report:
+        ret["comment"] = "\n".join(report["lines"])
+        ret["result"] = report.get("retcode", 1) == 0
+    else:
+        ret["comment"] = f"cluster.{check} did not report: {report!r}"
+    return ret

@@ -1,0 +1,25 @@
+{#-
+  cluster.deploy - bring a declared cluster to its desired state.
+
+    salt-run state.orchestrate cluster.deploy pillar='{"cluster": "<name>"}'
+
+  Steps run in order; each requires the one before, so a failed step stops
+  everything after it and a re-run resumes. This file is rendered once, before
+  any step runs: nothing here may depend on what a step produces.
+  Steps (see ../shared/design/ARCHITECTURE.md): validate, reach; later steps
+  (preflight, os, runtime, prefetch, etcd, control plane, LB, workers, network,
+  record, day-2 agent) require cluster-nodes-reachable.
+-#}
+{%- set cluster = pillar.get('cluster', '') %}
+
+cluster-pillar-valid:
+  brine_cluster.check_passed:
+    - check: validate
+    - cluster: {{ cluster | json }}
+
+cluster-nodes-reachable:
+  brine_cluster.check_passed:
+    - check: reach
+    - cluster: {{ cluster | json }}
+    - require:
+      - brine_cluster: cluster-pillar-valid

@@ -1,0 +1,2 @@
+{#- The highstate by role. Components are added here as they are built. -#}
+base: {}

@@ -1,0 +1,81 @@
+"""
+A private Salt configuration for a test: Brine's etc/salt/master with its own
+pillar folder and state directory, so a test can declare clusters (good or
+broken) and run the real salt-run / salt-ssh against them without touching the
+checkout's own .brine/ or pillar/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+class SaltEnv:
+    """salt-run and salt-ssh over a copy of pillar/ under ``root``."""
+
+    def __init__(self, root: str, pillar_from: str | None = None) -> None:
+        self.root = root
+        self.pillar = os.path.join(root, "pillar")
+        self.state = os.path.join(root, "state")
+        self.config_dir = os.path.join(root, "etc")
+        shutil.copytree(pillar_from or os.path.join(REPO_ROOT, "pillar"), self.pillar, dirs_exist_ok=True)
+        os.makedirs(os.path.join(self.config_dir, "master.d"), exist_ok=True)
+        os.makedirs(os.path.join(self.state, "salt", "var", "cache", "salt", "master", "proc"), exist_ok=True)
+        shutil.copy(os.path.join(REPO_ROOT, "etc", "salt", "master"), self.config_dir)
+        paths = {
+            "user": os.environ.get("USER") or "root",
+            "root_dir": os.path.join(self.state, "salt"),
+            "brine_state_dir": self.state,
+            "brine_repo_root": REPO_ROOT,
+            "module_dirs": [REPO_ROOT],
+            "file_roots": {"base": [os.path.join(REPO_ROOT, "salt")]},
+            "pillar_roots": {"base": [self.pillar]},
+            "ssh_log_file": os.path.join(self.state, "salt-ssh.log"),
+        }
+        with open(os.path.join(self.config_dir, "master.d", "paths.conf"), "w", encoding="utf-8") as handle:
+            yaml.safe_dump(paths, handle)
+
+    def cluster_file(self, cluster: str, name: str) -> str:
+        return os.path.join(self.pillar, "clusters", cluster, name)
+
+    def edit(self, cluster: str, name: str, change) -> None:
+        """Load a cluster's pillar file, let ``change`` edit the data, write it back."""
+        path = self.cluster_file(cluster, name)
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+        change(data)
+        with open(path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(data, handle)
+
+    def known_hosts(self, cluster: str) -> str:
+        return os.path.join(self.state, "clusters", cluster, "known_hosts")
+
+    def ssh_config(self, cluster: str) -> str:
+        return os.path.join(self.state, "clusters", cluster, "ssh_config")
+
+    def _run(self, tool: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [os.path.join(BIN, tool), "-c", self.config_dir, *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def salt_run(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        return self._run("salt-run", *args, timeout=timeout)
+
+    def salt_ssh(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        return self._run("salt-ssh", *args, timeout=timeout)
+
+    def deploy(self, cluster: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+        return self.salt_run("state.orchestrate", "cluster.deploy", f'pillar={{"cluster": "{cluster}"}}', timeout=timeout)
