@@ -53,7 +53,7 @@ salt-config:
 		|| mv etc/salt/master.d/paths.conf.new etc/salt/master.d/paths.conf
 
 ## test: every lane - unit, render, the testbed integration and end-to-end lanes
-test: setup
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-fast: the lanes that need no testbed

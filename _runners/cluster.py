@@ -241,6 +241,19 @@ def _explain(text, loaded, node):
     return f"{node['name']} ({node['address']}){via}: {last}"
 
 
+def _reply_text(reply):
+    """What salt-ssh said about a target that did not answer: ssh's stderr, or the error it returned."""
+    if not isinstance(reply, dict):
+        return "no answer"
+    inner = reply.get("return")
+    parts = [reply.get("stderr"), reply.get("stdout")]
+    if isinstance(inner, dict):
+        parts += [inner.get("stderr"), inner.get("stdout"), inner.get("_error")]
+    elif isinstance(inner, str):
+        parts.append(inner)
+    return "\n".join(str(part) for part in parts if part) or "no answer"
+
+
 def reach(cluster=None):
     """
     Check that every node of the cluster answers salt-ssh through the jump host, with
@@ -278,15 +291,10 @@ def reach(cluster=None):
     lines = []
     for minion_id, node in ids.items():
         reply = answers.get(minion_id)
-        if isinstance(reply, dict) and reply.get("ret") is True:
+        if isinstance(reply, dict) and reply.get("return") is True:
             lines.append(f"{node['name']} ({node['address']}): answers")
-            continue
-        text = ""
-        if isinstance(reply, dict):
-            ret = reply.get("ret")
-            text = "\n".join(str(part) for part in (reply.get("stderr"), reply.get("stdout"),
-                                                    ret if not isinstance(ret, bool) else "") if part)
-        problems.append(_explain(text or "no answer", loaded, node))
+        else:
+            problems.append(_explain(_reply_text(reply), loaded, node))
     if problems:
         return _fail(lines + problems)
     return _done([*lines, f"cluster {cluster}: all {len(ids)} nodes answer through {loaded.jump_host['name']}"])

@@ -9,6 +9,7 @@ import re
 import subprocess
 
 import pytest
+
 from tests.saltenv import SaltEnv
 
 pytestmark = pytest.mark.testbed

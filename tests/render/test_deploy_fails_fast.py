@@ -6,6 +6,7 @@ every problem named, and never opens a connection to any node.
 import os
 
 import pytest
+
 from tests.saltenv import SaltEnv
 
 

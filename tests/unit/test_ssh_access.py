@@ -72,7 +72,7 @@ def test_host_keys_are_always_checked(demo, node):
     assert "StrictHostKeyChecking=yes" in options
     assert f"UserKnownHostsFile={demo.known_hosts}" in options
     assert "GlobalKnownHostsFile=/dev/null" in options
-    assert not any("StrictHostKeyChecking=no" in o or "/dev/null" in o and "UserKnownHosts" in o for o in options)
+    assert not any("StrictHostKeyChecking=no" in o or ("/dev/null" in o and "UserKnownHosts" in o) for o in options)
     assert entry["priv"] == os.path.join(REPO_ROOT, ".brine", "testbed", "id_ed25519")
 
 
