@@ -44,6 +44,7 @@ salt-config:
 		"brine_state_dir: $(CURDIR)/.brine" \
 		"brine_repo_root: $(CURDIR)" \
 		"module_dirs: [$(CURDIR)]" \
+		"pillar_dirs: [$(CURDIR)/_pillar]" \
 		"file_roots: {base: [$(CURDIR)/salt]}" \
 		"pillar_roots: {base: [$(CURDIR)/pillar]}" \
 		"ssh_log_file: $(CURDIR)/.brine/salt/var/log/salt/ssh" \
@@ -73,8 +74,11 @@ demo: setup testbed-up deploy
 deploy: salt-config
 	$(SALT_RUN) state.orchestrate cluster.deploy pillar='{"cluster": "$(CLUSTER)"}'
 
+# A testbed that comes up anew is a set of reinstalled machines: their old keys
+# are forgotten and the keys the testbed made are trusted.
 testbed-up: setup
 	$(PY) -m tests.testbed up $(CLUSTER)
+	$(SALT_RUN) cluster.trust $(CLUSTER) forget='*' >/dev/null
 	$(SALT_RUN) cluster.trust $(CLUSTER) known_hosts=/var/lib/brine-testbed/$(CLUSTER)/known_hosts
 
 testbed-down: venv

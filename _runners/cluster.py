@@ -17,9 +17,14 @@ CLI Example:
 import base64
 import hashlib
 import logging
+import os
 import subprocess
 
 import brine_cluster
+import brine_egress
+import brine_pillar
+import brine_pki
+import brine_render
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +35,14 @@ def __virtual__():
     return __virtualname__
 
 
-def _report(lines, ok):
+def _report(lines, ok, changes=None):
     """
     A runner's return: the lines it reports, printed one per line by the
-    brine_lines outputter, and the exit code salt-run and orchestrates obey.
+    brine_lines outputter, the exit code salt-run and orchestrates obey, and
+    what it changed (for the orchestrate step's changes).
     """
     __context__["retcode"] = 0 if ok else 1
-    return {"outputter": "brine_lines", "lines": lines, "retcode": 0 if ok else 1}
+    return {"outputter": "brine_lines", "lines": lines, "retcode": 0 if ok else 1, "changes": changes or {}}
 
 
 def _fail(lines):
@@ -112,7 +118,7 @@ def _scan(loaded, node):
     """Host keys a node offers, fetched from the deploy node (jump host) or through the jump host."""
     port = str(loaded.env["ssh"]["port"])
     scan = ["ssh-keyscan", "-T", "5", "-p", port, node["address"]]
-    if node["name"] != loaded.jump_host["name"]:
+    if node["name"] not in (loaded.jump_host["name"], brine_pillar.DEPLOY_NODE):
         scan = ["ssh", "-F", loaded.ssh_config, brine_cluster.JUMP_ALIAS, " ".join(scan)]
     proc = subprocess.run(scan, capture_output=True, text=True, timeout=60, check=False)
     keys = {}
@@ -140,7 +146,8 @@ def trust(cluster, known_hosts=None, accept_new=False, forget=None):
         through it) and trust what they offer, printing each fingerprint. A node whose
         ``host_key_fingerprint`` is declared in the inventory must offer that key.
     forget
-        A node name: drop its trusted keys (after it was reinstalled), then trust again.
+        Node names (comma-separated, or ``*`` for every machine): drop their trusted
+        keys (after they were reinstalled), then trust them again.
 
     A key that differs from one already trusted is refused, naming the node.
 
@@ -151,6 +158,7 @@ def trust(cluster, known_hosts=None, accept_new=False, forget=None):
         salt-run cluster.trust demo known_hosts=/var/lib/brine-testbed/demo/known_hosts
         salt-run cluster.trust demo accept_new=True
         salt-run cluster.trust demo forget=worker2
+        salt-run cluster.trust demo forget='*'
     """
     loaded = _load(cluster)
     if not loaded.valid:
@@ -158,25 +166,30 @@ def trust(cluster, known_hosts=None, accept_new=False, forget=None):
     brine_cluster.ensure_ssh_config(loaded)
     port = loaded.env["ssh"]["port"]
     trusted = _read_known_hosts(loaded.known_hosts)
-    by_name = {node["name"]: node for node in loaded.nodes}
+    by_name = {node["name"]: node for node in loaded.ssh_targets}
     lines, problems = [], []
 
     if forget:
-        if forget not in by_name:
-            return _fail([f"forget: '{forget}' is not a node of cluster {cluster} ({', '.join(by_name)})"])
-        removed = trusted.pop(brine_cluster.known_host_name(by_name[forget]["address"], port), None)
+        names = list(by_name) if forget == "*" else [n.strip() for n in str(forget).split(",")]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            return _fail([f"forget: {', '.join(unknown)} not a machine of cluster {cluster} ({', '.join(by_name)})"])
+        lines = []
+        for name in names:
+            removed = trusted.pop(brine_cluster.known_host_name(by_name[name]["address"], port), None)
+            lines.append(f"{name}: {'host keys forgotten' if removed else 'had no trusted host key'}")
         _write_known_hosts(loaded.known_hosts, trusted)
-        return _done([f"{forget}: {'host keys forgotten' if removed else 'had no trusted host key'}"])
+        return _report(lines, ok=True, changes={"forgotten": names})
 
     offered = {}
     if known_hosts:
         source = _read_known_hosts(known_hosts)
-        for node in loaded.nodes:
+        for node in loaded.ssh_targets:
             keys = source.get(brine_cluster.known_host_name(node["address"], port)) or source.get(node["name"])
             if keys:
                 offered[node["name"]] = keys
     # The jump host first: scanning the others goes through it.
-    ordered = sorted(loaded.nodes, key=lambda n: n["name"] != loaded.jump_host["name"])
+    ordered = sorted(loaded.ssh_targets, key=lambda n: n["name"] != loaded.jump_host["name"])
     for node in ordered:
         host = brine_cluster.known_host_name(node["address"], port)
         keys = offered.get(node["name"])
@@ -298,3 +311,101 @@ def reach(cluster=None):
     if problems:
         return _fail(lines + problems)
     return _done([*lines, f"cluster {cluster}: all {len(ids)} nodes answer through {loaded.jump_host['name']}"])
+
+
+# --------------------------------------------------------------------------
+# Secrets
+# --------------------------------------------------------------------------
+
+
+def secrets(cluster=None):
+    """
+    Make the cluster's secrets on the deploy side, once, before any step needs
+    them: the CA nodes trust for the deploy node's services, the registry's TLS
+    certificate for its address, and the registry's credentials. Files holding
+    keys and passwords are 0600 under ``.brine/clusters/<name>/``; nothing secret
+    is printed. The ``brine_secrets`` pillar hands each machine only what it needs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.secrets demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    registry_host = loaded.env["bundle"]["registry"].rsplit(":", 1)[0].strip("[]")
+    file_server_host = loaded.deploy_node["address"]
+    ca, ca_made = brine_pki.ensure_ca(loaded.pki_dir, "bundle-ca", f"Brine bundle CA ({cluster})")
+    registry, registry_made = brine_pki.ensure_server_cert(
+        loaded.pki_dir, "registry", ca, sorted({registry_host, file_server_host}))
+    _, credentials_made = brine_pki.ensure_registry_credentials(loaded.registry_credentials)
+    made = {"bundle CA": ca_made, "registry certificate": registry_made, "registry credentials": credentials_made}
+    lines = [
+        f"bundle CA: {'made' if ca_made else 'present'} ({ca.cert_path})",
+        f"registry certificate for {registry_host}: {'made' if registry_made else 'present'} ({registry.cert_path})",
+        f"registry credentials: {'made' if credentials_made else 'present'} ({loaded.registry_credentials}, 0600)",
+    ]
+    return _report(lines, ok=True, changes={"made": [name for name, was_made in made.items() if was_made]}
+                   if any(made.values()) else {})
+
+
+# --------------------------------------------------------------------------
+# Zero egress
+# --------------------------------------------------------------------------
+
+
+def egress(cluster=None, paths=None):
+    """
+    The zero-egress check: render every file Brine's states would write on the
+    cluster's machines (one of each set of roles, with its real pillar), plus
+    the files or folders in ``paths`` (third-party manifests you will apply),
+    and report every image reference or URL pointing anywhere but the deploy
+    node's registry and file server or inside the cluster, as
+    ``<machine>:<file>:<line>: <reference> <why>``. Changes nothing anywhere.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.egress demo
+        salt-run cluster.egress demo paths=/srv/manifests/addons
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    allowed = brine_egress.Allowed.for_cluster(loaded.env, loaded.nodes)
+    findings, files = [], 0
+    representatives = {}
+    for node in loaded.ssh_targets:
+        representatives.setdefault(tuple(sorted(node["roles"])), node)
+    for node in representatives.values():
+        try:
+            rendered = brine_render.render_states(__opts__, loaded.minion_id(node["name"]))
+        except RuntimeError as error:
+            return _fail([str(error), f"cluster {cluster}: could not render the states to check them"])
+        for item in rendered:
+            files += 1
+            findings += brine_egress.scan_text(f"{node['name']}:{item.path}", item.text, allowed)
+    for path in _listed(paths):
+        for name in _files_under(path):
+            files += 1
+            with open(name, encoding="utf-8", errors="replace") as handle:
+                findings += brine_egress.scan_text(name, handle.read(), allowed)
+    if findings:
+        return _fail([*map(str, findings), f"cluster {cluster}: {len(findings)} reference(s) leave the cluster"])
+    return _done([f"cluster {cluster}: no image or URL leaves the cluster ({files} files, "
+                  f"{len(representatives)} kinds of machine)"])
+
+
+def _listed(paths):
+    if not paths:
+        return []
+    return [p.strip() for p in paths.split(",")] if isinstance(paths, str) else list(paths)
+
+
+def _files_under(path):
+    if os.path.isfile(path):
+        return [path]
+    return sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names)

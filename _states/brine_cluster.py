@@ -1,10 +1,10 @@
 """
 Orchestrate steps that run a ``cluster.*`` runner check on the deploy node.
 
-Unlike ``salt.runner``, a check that passes reports no changes, so a re-run of
-an orchestrate on a converged cluster says "0 changes"; its report lines become
-the state's comment, one per line. Checks are read-only, so ``test=True`` runs
-them too and predicts truthfully.
+Unlike ``salt.runner``, a step reports only what it changed (a check: nothing),
+so a re-run of an orchestrate on a converged cluster says "0 changes"; the
+runner's report lines become the state's comment, one per line. Checks are
+read-only, so ``test=True`` runs them too and predicts truthfully.
 
 Example (in an orchestrate SLS):
 
@@ -18,7 +18,7 @@ Example (in an orchestrate SLS):
 
 __virtualname__ = "brine_cluster"
 
-CHECKS = ("validate", "reach")
+CHECKS = ("validate", "reach", "egress")
 
 
 def __virtual__():
@@ -40,11 +40,33 @@ def check_passed(name, check, cluster):
     if check not in CHECKS:
         ret["comment"] = f"check: '{check}' is not one of {', '.join(CHECKS)}"
         return ret
-    out = __salt__["saltutil.runner"](f"cluster.{check}", cluster=cluster, full_return=True)
+    return _run(ret, check, cluster)
+
+
+def _run(ret, function, cluster):
+    out = __salt__["saltutil.runner"](f"cluster.{function}", cluster=cluster, full_return=True)
     report = out.get("return") if isinstance(out, dict) else None
     if isinstance(report, dict) and "lines" in report:
         ret["comment"] = "\n".join(report["lines"])
         ret["result"] = report.get("retcode", 1) == 0
+        ret["changes"] = report.get("changes") or {}
     else:
-        ret["comment"] = f"cluster.{check} did not report: {report!r}"
+        ret["comment"] = f"cluster.{function} did not report: {report!r}"
     return ret
+
+
+def secrets_present(name, cluster):
+    """
+    Ensure the cluster's secrets exist on the deploy side (``salt-run cluster.secrets``);
+    made once, reported as changes only when made. Nothing secret is in the report.
+
+    name
+        The state's id.
+    cluster
+        The cluster's name.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"cluster.secrets would make what {cluster} lacks")
+        return ret
+    return _run(ret, "secrets", cluster)

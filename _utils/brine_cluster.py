@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import brine_pillar
 import salt.exceptions
@@ -53,11 +54,30 @@ class Cluster:
         return f"{node_name}.{self.name}"
 
     def node(self, node_name: str) -> dict[str, Any]:
-        return next(n for n in self.nodes if n["name"] == node_name)
+        return next(n for n in self.ssh_targets if n["name"] == node_name)
 
     @property
     def jump_host(self) -> dict[str, Any]:
         return self.node(self.env["ssh"]["jump_host"])
+
+    @property
+    def deploy_node(self) -> dict[str, Any]:
+        """The deploy node: it serves env.bundle, and salt-ssh reaches it directly as ``deploy.<cluster>``."""
+        return {"name": brine_pillar.DEPLOY_NODE, "address": urlsplit(self.env["bundle"]["url"]).hostname,
+                "roles": ["deploy"]}
+
+    @property
+    def ssh_targets(self) -> list[dict[str, Any]]:
+        """Every machine salt-ssh reaches for this cluster: its nodes and its deploy node."""
+        return [*self.nodes, self.deploy_node]
+
+    @property
+    def pki_dir(self) -> str:
+        return os.path.join(self.state_dir, "pki")
+
+    @property
+    def registry_credentials(self) -> str:
+        return os.path.join(self.state_dir, "secrets", "registry.json")
 
     @property
     def private_key(self) -> str:
@@ -159,9 +179,9 @@ def _quote(path: str) -> str:
 
 def ssh_config_text(cluster: Cluster) -> str:
     """
-    The cluster's ssh_config: the jump host reached directly, every other node
-    through it (ProxyJump), host keys checked on both hops against the cluster's
-    own known_hosts only, never a prompt.
+    The cluster's ssh_config: the jump host (and the deploy node) reached
+    directly, every other node through the jump host (ProxyJump), host keys
+    checked on both hops against the cluster's own known_hosts only, never a prompt.
     """
     ssh = cluster.env["ssh"]
     jump = cluster.jump_host
@@ -184,15 +204,13 @@ def ssh_config_text(cluster: Cluster) -> str:
         f"  HostName {jump['address']}",
         *(f"  {line}" for line in common),
     ]
-    for node in cluster.nodes:
+    for node in cluster.ssh_targets:
         if node["name"] == jump["name"]:
             continue
-        lines += [
-            f"Host {node['name']}",
-            f"  HostName {node['address']}",
-            f"  ProxyJump {JUMP_ALIAS}",
-            *(f"  {line}" for line in common),
-        ]
+        lines += [f"Host {node['name']}", f"  HostName {node['address']}"]
+        if node["name"] != brine_pillar.DEPLOY_NODE:
+            lines.append(f"  ProxyJump {JUMP_ALIAS}")
+        lines += [f"  {line}" for line in common]
     return "\n".join(lines) + "\n"
 
 
@@ -233,7 +251,7 @@ def roster_entry(cluster: Cluster, node: dict[str, Any]) -> dict[str, Any]:
         "UpdateHostKeys=no",
         "BatchMode=yes",
     ]
-    if node["name"] != cluster.jump_host["name"]:
+    if node["name"] not in (cluster.jump_host["name"], brine_pillar.DEPLOY_NODE):
         options.append(f'ProxyCommand="ssh -F {_quote(cluster.ssh_config)} -W [%h]:%p {JUMP_ALIAS}"')
     return {
         "host": node["address"],

@@ -36,6 +36,8 @@ RFC1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 LABEL_ACCEPTED = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (RFC 1123)"
+#: The deploy node (it serves env.bundle) is the salt-ssh target ``deploy.<cluster>``.
+DEPLOY_NODE = "deploy"
 KUBEADM_PATCH_TARGETS = (
     "kube-apiserver",
     "kube-controller-manager",
@@ -148,6 +150,12 @@ class Bundle(_Strict):
         description="the deploy node's file server as an http:// or https:// URL, e.g. http://10.0.0.2:8080/"
     )
     registry: str = Field(description="the deploy node's image registry as host:port, e.g. 10.0.0.2:5000")
+    file: str = Field(
+        "",
+        pattern=r"^(/.+)?$",
+        description="absolute path of the bundle tar on the deploy node "
+        "(default /srv/brine/incoming/brine-<major.minor>-amd64.tar, the release line of env.kubernetes_version)",
+    )
 
 
 class SSH(_Strict):
@@ -442,6 +450,9 @@ def _cross_field_problems(data: dict[str, Any], folder_name: str | None) -> list
     for index, node in nodes:
         node_name = node.get("name")
         where = f"inventory.nodes[{index}]"
+        if node_name == DEPLOY_NODE:
+            problems.append(Problem(f"{where}.name", f"'{DEPLOY_NODE}' is the deploy node's name (salt-ssh target "
+                                    f"{DEPLOY_NODE}.<cluster>)", "another name"))
         if isinstance(node_name, str):
             if node_name in seen_names:
                 first = seen_names[node_name]

@@ -1,2 +1,16 @@
-{#- The highstate by role. Components are added here as they are built. -#}
-base: {}
+{#- The highstate by role (roles from the brine_node pillar, _pillar/brine.py).
+    Components are added here as they are built. -#}
+base:
+  'brine_node:roles:deploy':
+    - match: pillar
+    - bundle_server
+  'brine_node:roles:master':
+    - match: pillar
+    - offline_repo
+    - bundle_ca
+    - containerd
+  'brine_node:roles:worker':
+    - match: pillar
+    - offline_repo
+    - bundle_ca
+    - containerd

@@ -36,6 +36,7 @@ class SaltEnv:
             "brine_state_dir": self.state,
             "brine_repo_root": REPO_ROOT,
             "module_dirs": [REPO_ROOT],
+            "pillar_dirs": [os.path.join(REPO_ROOT, "_pillar")],
             "file_roots": {"base": [os.path.join(REPO_ROOT, "salt")]},
             "pillar_roots": {"base": [self.pillar]},
             "ssh_log_file": os.path.join(self.state, "salt-ssh.log"),

@@ -1,6 +1,6 @@
-"""The cluster's network: a bridge on the host holding the deploy address, and per node a
+"""The cluster's network: a bridge on the host holding this machine's address, and per node a
 network namespace joined to it by a veth pair, with no default route and an nftables
-firewall that takes SSH from outside the cluster on the jump host only."""
+firewall that takes SSH from outside the cluster on the jump host (and deploy node) only."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ def firewall(spec: ClusterSpec, node: NodeSpec) -> str:
     ``/etc/nftables.conf``: nftables.service then reloads the same rules.
     """
     peers = [other.address for other in spec.nodes if other.name != node.name]
+    # SSH from outside the cluster: the jump host, and the deploy node (salt-ssh reaches it directly).
     rules = [
         'iif "lo" accept',
         "ct state established,related accept",
         *([f"ip saddr {{ {', '.join(peers)} }} accept"] if peers else []),
         "ip protocol icmp accept",
         "meta l4proto ipv6-icmp accept",
-        *(["tcp dport 22 accept"] if node.name == spec.jump_host else []),
+        *(["tcp dport 22 accept"] if node.name in (spec.jump_host, spec.deploy.name) else []),
     ]
     body = "\n".join(f"\t\t{rule}" for rule in rules)
     return (
@@ -44,10 +45,10 @@ def firewall(spec: ClusterSpec, node: NodeSpec) -> str:
 
 
 def create_bridge(spec: ClusterSpec) -> str:
-    """Create the cluster's bridge with the deploy address; return its name."""
+    """Create the cluster's bridge with this machine's address on it; return its name."""
     bridge = bridge_name(spec.name)
     sh(["ip", "link", "add", "name", bridge, "type", "bridge"])
-    sh(["ip", "addr", "add", f"{spec.deploy_address}/{spec.prefixlen}", "dev", bridge])
+    sh(["ip", "addr", "add", f"{spec.host_address}/{spec.prefixlen}", "dev", bridge])
     sh(["ip", "link", "set", bridge, "up"])
     return bridge
 

@@ -19,6 +19,13 @@ import yaml
 STATE_ROOT = Path("/var/lib/brine-testbed")
 """Per-cluster state: overlays, logs, known_hosts, state.json."""
 
+BUNDLE_DROP = Path("/var/cache/brine/bundles")
+"""Bundles put here are on every deploy machine at ``/srv/brine/incoming`` (read-only),
+as a user would carry one onto a deploy node."""
+
+DEPLOY_MACHINE = "deploy"
+"""The deploy node's machine: not in the inventory, at the address of ``env.bundle.url``."""
+
 LOCK_DIR = Path("/run/brine-testbed")
 """One lock file per cluster, on a tmpfs."""
 
@@ -101,15 +108,31 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    """A cluster as the testbed needs it."""
+    """A cluster as the testbed needs it.
+
+    ``nodes`` are the inventory's; ``deploy`` is the deploy node's machine (serving the
+    bundle at ``deploy_address``); this machine, where salt-ssh runs, joins the bridge
+    at ``host_address``.
+    """
 
     name: str
     network: ipaddress.IPv4Network
     deploy_address: str
+    host_address: str
     jump_host: str
     ssh_user: str
     private_key: Path
     nodes: tuple[NodeSpec, ...]
+
+    @property
+    def deploy(self) -> NodeSpec:
+        """The deploy node's machine."""
+        return NodeSpec(DEPLOY_MACHINE, self.deploy_address, ("deploy",), len(self.nodes))
+
+    @property
+    def machines(self) -> tuple[NodeSpec, ...]:
+        """Every container the testbed runs: the inventory's nodes and the deploy node."""
+        return (*self.nodes, self.deploy)
 
     @property
     def prefixlen(self) -> int:
@@ -117,8 +140,8 @@ class ClusterSpec:
         return self.network.prefixlen
 
     def node(self, name: str) -> NodeSpec:
-        """The node called ``name``."""
-        for node in self.nodes:
+        """The node (or the deploy machine) called ``name``."""
+        for node in self.machines:
             if node.name == name:
                 return node
         raise KeyError(f"cluster {self.name} has no node {name!r}")
@@ -172,6 +195,8 @@ def load_spec(cluster: str, pillar_dir: Path, repo_root: Path) -> ClusterSpec:
         if not isinstance(raw, dict):
             raise SpecError(f"inventory.nodes[{index}]: not a mapping")
         name = _check_name("node", raw.get("name"))
+        if name == DEPLOY_MACHINE:
+            raise SpecError(f"node {name}: the name is the deploy node's")
         if len(netns_name(cluster, name)) > _MACHINE_NAME_MAX:
             raise SpecError(f"node {name}: cluster and node names are too long together")
         try:
@@ -190,10 +215,14 @@ def load_spec(cluster: str, pillar_dir: Path, repo_root: Path) -> ClusterSpec:
     if jump_host not in {node.name for node in nodes}:
         raise SpecError(f"env.ssh.jump_host: {jump_host!r} is not a node")
     key = Path(str(_get(env, "env.ssh.private_key")))
+    free = [host for host in reversed(list(network.hosts())[-16:]) if str(host) not in seen]
+    if not free:
+        raise SpecError(f"env.networks.node: none of the last 16 addresses of {network} is free for this machine")
     return ClusterSpec(
         name=cluster,
         network=network,
         deploy_address=str(deploy),
+        host_address=str(free[0]),
         jump_host=jump_host,
         ssh_user=str(_get(env, "env.ssh.user")),
         private_key=key if key.is_absolute() else repo_root / key,

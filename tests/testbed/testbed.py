@@ -19,6 +19,7 @@ from pathlib import Path
 from . import network
 from .rootfs import ensure_rootfs
 from .spec import (
+    BUNDLE_DROP,
     CGROUP_DIR,
     STATE_ROOT,
     ClusterSpec,
@@ -219,30 +220,30 @@ class Testbed:
             layers = self.state_dir / "layers"
             layers.mkdir()
             sh(["mount", "-t", "tmpfs", "-o", "mode=0700", f"brine-testbed-{self.cluster}", layers])
-            host_keys = {node.name: self._prepare_node(node, rootfs, layers, client_key) for node in self.spec.nodes}
+            host_keys = {node.name: self._prepare_node(node, rootfs, layers, client_key) for node in self.spec.machines}
             known_hosts = "".join(f"{self.spec.node(name).address} {key}\n" for name, key in host_keys.items())
-            for node in self.spec.nodes:
-                peers = "".join(f"{peer.address},{peer.name} {host_keys[peer.name]}\n" for peer in self.spec.nodes)
+            for node in self.spec.machines:
+                peers = "".join(f"{peer.address},{peer.name} {host_keys[peer.name]}\n" for peer in self.spec.machines)
                 (self._root(node) / "etc/ssh/ssh_known_hosts").write_text(peers)
             bridge = network.create_bridge(self.spec)
             links = {
                 node.name: network.create_node_network(self.spec, node, self._node_dir(node) / "nftables.conf")
-                for node in self.spec.nodes
+                for node in self.spec.machines
             }
             boot_started = time.monotonic()
-            launched = {node.name: self._launch(node) for node in self.spec.nodes}
-            with ThreadPoolExecutor(max_workers=len(self.spec.nodes)) as pool:
-                ready = dict(zip(launched, pool.map(self._wait_ready, self.spec.nodes, launched.values()), strict=True))
+            launched = {node.name: self._launch(node) for node in self.spec.machines}
+            with ThreadPoolExecutor(max_workers=len(self.spec.machines)) as pool:
+                ready = dict(zip(launched, pool.map(self._wait_ready, self.spec.machines, launched.values()), strict=True))
             self.known_hosts_path.write_text(known_hosts)
             self._write_ssh_config()
             self._write_state(bridge, links, launched, ready)
-        for node in self.spec.nodes:
+        for node in self.spec.machines:
             pid1, state, seconds = ready[node.name]
             self.log(
                 f"{node.name:<12} {node.address:<15} {','.join(node.roles):<14} pid1={pid1:<8} {state} after {seconds:.1f} s"
             )
         self.log(
-            f"cluster {self.cluster}: {len(self.spec.nodes)} nodes up in {time.monotonic() - started:.1f} s "
+            f"cluster {self.cluster}: {len(self.spec.machines)} nodes up in {time.monotonic() - started:.1f} s "
             f"(boot {time.monotonic() - boot_started:.1f} s); ssh -F {self.ssh_config_path} {self.jump_host}"
         )
 
@@ -253,10 +254,10 @@ class Testbed:
             recorded = json.loads(self.state_file.read_text())["nodes"]
         except (OSError, ValueError, KeyError):
             return False
-        wanted = [{"name": node.name, "address": node.address} for node in self.spec.nodes]
+        wanted = [{"name": node.name, "address": node.address} for node in self.spec.machines]
         if [{"name": node["name"], "address": node["address"]} for node in recorded] != wanted:
             return False
-        return all(self._system_state(node.name) in ("running", "degraded") for node in self.spec.nodes)
+        return all(self._system_state(node.name) in ("running", "degraded") for node in self.spec.machines)
 
     def _ensure_client_key(self) -> str:
         key = self.ssh_key_path
@@ -299,7 +300,7 @@ class Testbed:
         (root / "etc/hostname").write_text(f"{node.name}\n")
         (root / "etc/machine-id").write_text(f"{uuid.uuid4().hex}\n")
         hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-        hosts += [f"{other.address}\t{other.name}" for other in self.spec.nodes]
+        hosts += [f"{other.address}\t{other.name}" for other in self.spec.machines]
         (root / "etc/hosts").write_text("\n".join(hosts) + "\n")
         ssh_dir = root / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -337,6 +338,9 @@ class Testbed:
             "--console=read-only",
             "--bind=/dev/kmsg",  # kubelet reads it
         ]
+        if node.name == self.spec.deploy.name:
+            BUNDLE_DROP.mkdir(parents=True, exist_ok=True)
+            nspawn.append(f"--bind-ro={BUNDLE_DROP}:/srv/brine/incoming")
         joins = "; ".join(f"echo $$ > {shlex.quote(str(path / 'cgroup.procs'))}" for path in cgroups)
         script = f"set -e; {joins}; echo $$ > {shlex.quote(str(pid_file))}; exec {shlex.join(nspawn)}"
         with open(self._node_dir(node) / "console.log", "ab") as console:
@@ -412,10 +416,10 @@ class Testbed:
             "ConnectTimeout 3",
         ]
         lines = [f"# Brine testbed, cluster {self.cluster}: ssh -F {self.ssh_config_path} <node>"]
-        for node in self.spec.nodes:
+        for node in self.spec.machines:
             lines.append(f"Host {node.name} {node.address}")
             lines.append(f"  HostName {node.address}")
-            if node.name != self.jump_host:
+            if node.name not in (self.jump_host, self.spec.deploy.name):
                 lines.append(f"  ProxyJump {self.jump_host}")
             lines += [f"  {option}" for option in common]
         self.ssh_config_path.write_text("\n".join(lines) + "\n")
@@ -427,6 +431,7 @@ class Testbed:
             "cluster": self.cluster,
             "bridge": bridge,
             "deploy_address": f"{self.deploy_address}/{self.spec.prefixlen}",
+            "host_address": f"{self.spec.host_address}/{self.spec.prefixlen}",
             "jump_host": self.jump_host,
             "known_hosts": str(self.known_hosts_path),
             "ssh_config": str(self.ssh_config_path),
@@ -442,7 +447,7 @@ class Testbed:
                     "console_log": str(self._node_dir(node) / "console.log"),
                     "cgroups": [str(path) for path in node_cgroups(self.cluster, node.name)],
                 }
-                for node in self.spec.nodes
+                for node in self.spec.machines
             ],
         }
         temporary = self.state_file.with_suffix(".tmp")
@@ -490,7 +495,7 @@ class Testbed:
         """Each node with its PID 1 (or None) and ``systemctl is-system-running`` (or "down")."""
         return [
             {**node.as_dict(), "pid1": _node_pid1(self.cluster, node.name), "state": self._system_state(node.name)}
-            for node in self.spec.nodes
+            for node in self.spec.machines
         ]
 
     # --- down ---------------------------------------------------------------------------

@@ -198,6 +198,7 @@ CASES = [
         "inventory.nodes[0].host_key_fingerprint",
         "SHA256",
     ),
+    ("node-named-deploy", [("inventory.nodes[3].name", "deploy")], "inventory.nodes[3].name", "deploy node's name"),
     ("empty-inventory", [("inventory.nodes", [])], "inventory.nodes", "is empty"),
 ]
 

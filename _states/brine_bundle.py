@@ -1,0 +1,73 @@
+"""
+The offline bundle unpacked and verified on the deploy node.
+
+Example:
+
+.. code-block:: yaml
+
+    bundle-unpacked:
+      brine_bundle.unpacked:
+        - name: /srv/brine/bundles
+        - source: /srv/brine/incoming/brine-1.37-amd64.tar
+"""
+
+import os
+
+import brine_bundle_layout
+
+__virtualname__ = "brine_bundle"
+
+CURRENT = "current"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def unpacked(name, source):
+    """
+    Ensure the bundle tar ``source`` is unpacked under ``name/<bundle id>/``,
+    verified file by file (SHA256SUMS, and every image archive blob by blob),
+    and that ``name/current`` points at it. A bundle that does not verify is
+    refused naming each file at fault, and ``current`` is left as it was.
+
+    name
+        The folder holding unpacked bundles.
+    source
+        The bundle tar on this machine.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    if not os.path.isfile(source):
+        ret["comment"] = (f"no bundle at {source}: copy the bundle built with `salt-run bundle.build` there, "
+                          "or set env.bundle.file")
+        return ret
+    try:
+        index = brine_bundle_layout.index_of(source)
+    except (OSError, ValueError, KeyError) as error:
+        ret["comment"] = f"{source} is not a Brine bundle: {error}"
+        return ret
+    bundle_id = index["bundle_id"]
+    target = os.path.join(name, bundle_id)
+    link = os.path.join(name, CURRENT)
+    ready = os.path.exists(os.path.join(target, brine_bundle_layout.VERIFIED))
+    linked = os.path.islink(link) and os.readlink(link) == bundle_id
+    if ready and linked:
+        ret.update(result=True, comment=f"bundle {bundle_id} ({index['release_line']}) is unpacked, verified and current")
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"bundle {bundle_id} would be {'linked' if ready else 'unpacked, verified'} "
+                   f"as {link}", changes={"bundle_id": bundle_id})
+        return ret
+    os.makedirs(name, mode=0o755, exist_ok=True)
+    target, problems = brine_bundle_layout.unpack(source, name)
+    if problems:
+        ret["comment"] = f"bundle {bundle_id} from {source} does not verify:\n" + "\n".join(problems)
+        return ret
+    partial = link + ".new"
+    if os.path.lexists(partial):
+        os.unlink(partial)
+    os.symlink(bundle_id, partial)
+    os.replace(partial, link)
+    ret.update(result=True, comment=f"bundle {bundle_id} unpacked, verified and made current",
+               changes={"bundle_id": bundle_id, "artifacts": len(index["artifacts"])})
+    return ret

@@ -1,0 +1,112 @@
+"""
+The zero-egress check: every image reference and URL in what Brine renders for
+a cluster must point at the deploy node's registry or file server, or inside
+the cluster (loopback, node addresses, pod and service networks, in-cluster DNS
+names). Anything else would make a node reach out of the data centre.
+
+Comment lines are not read: nothing fetches them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+URL = re.compile(r"\b(?:https?|docker|oci|git|ftp)://[^\s\"'<>)\]}]+")
+IMAGE = re.compile(
+    r"(?:\bimage|sandbox_image|imageRepository|pod-infra-container-image|\bimages?)\s*[:=]\s*[\"']?"
+    r"(?P<ref>[A-Za-z0-9][^\s\"',}\]]*)"
+)
+COMMENT = re.compile(r"^\s*(#|//|;)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reference that leaves the cluster."""
+
+    source: str
+    line: int
+    reference: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reference} {self.reason}"
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """Where a cluster's references may point."""
+
+    registry: str
+    file_server: str
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    addresses: frozenset[str]
+    cluster_domain: str
+
+    @classmethod
+    def for_cluster(cls, env: dict[str, Any], nodes: list[dict[str, Any]]) -> Allowed:
+        url = urlsplit(env["bundle"]["url"])
+        default_port = 443 if url.scheme == "https" else 80
+        return cls(
+            registry=env["bundle"]["registry"].lower(),
+            file_server=f"{url.hostname}:{url.port or default_port}".lower(),
+            networks=tuple(ipaddress.ip_network(env["networks"][k]) for k in ("pod", "service")),
+            addresses=frozenset(str(n["address"]) for n in nodes),
+            cluster_domain=env.get("cluster_domain", "cluster.local"),
+        )
+
+    def _internal_host(self, host: str) -> bool:
+        host = host.strip("[]").lower()
+        if host in ("localhost", "kubernetes", "kubernetes.default") or host.endswith(
+                (".svc", f".{self.cluster_domain}")):
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return address.is_loopback or str(address) in self.addresses or any(address in n for n in self.networks)
+
+    def url_problem(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        if parts.scheme in ("docker", "oci"):
+            return self.image_problem(url.split("://", 1)[1])
+        if not parts.hostname:
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        authority = f"{parts.hostname}:{port}".lower()
+        if authority in (self.file_server, self.registry) or self._internal_host(parts.hostname):
+            return None
+        return f"points outside the cluster (allowed: the file server {self.file_server}, the registry {self.registry})"
+
+    def image_problem(self, reference: str) -> str | None:
+        if "{{" in reference or reference.startswith(("$", "<")):
+            return None
+        if reference.lower().startswith(self.registry + "/") or reference.lower() == self.registry:
+            return None
+        return f"is not an image of the private registry {self.registry}"
+
+
+def scan_text(source: str, text: str, allowed: Allowed) -> list[Finding]:
+    """Every reference in ``text`` that leaves the cluster, by line."""
+    findings = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if COMMENT.match(line):
+            continue
+        seen = set()
+        for match in IMAGE.finditer(line):
+            reference = match.group("ref")
+            seen.add(reference)
+            if "://" in reference:
+                continue  # judged as a URL below
+            problem = allowed.image_problem(reference)
+            if problem:
+                findings.append(Finding(source, number, reference, problem))
+        for match in URL.finditer(line):
+            url = match.group(0).rstrip(".,;")
+            problem = allowed.url_problem(url)
+            if problem:
+                findings.append(Finding(source, number, url, problem))
+    return findings

@@ -1,0 +1,162 @@
+"""
+Certificates and secrets Brine makes on the deploy side, once per cluster, with
+``cryptography`` (a Salt dependency). Private keys and passwords are written
+0600 in 0700 folders under ``.brine/clusters/<name>/`` and never printed.
+
+- ``pki/bundle-ca.{crt,key}``: the CA nodes trust for the deploy node's services;
+- ``pki/registry.{crt,key}``: the image registry's TLS certificate, for its address;
+- ``secrets/registry.json``: the registry's user, password and bcrypt hash.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import secrets
+from dataclasses import dataclass
+
+import bcrypt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+LEAF_DAYS = 825
+RENEW_BEFORE = datetime.timedelta(days=30)
+REGISTRY_USER = "brine"
+
+
+def _write_secret(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(path + ".tmp", path)
+
+
+def _write_public(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path + ".tmp", "wb") as handle:
+        handle.write(data)
+    os.chmod(path + ".tmp", 0o644)
+    os.replace(path + ".tmp", path)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class KeyPair:
+    cert_path: str
+    key_path: str
+
+    def cert(self) -> x509.Certificate:
+        with open(self.cert_path, "rb") as handle:
+            return x509.load_pem_x509_certificate(handle.read())
+
+    def key(self) -> ec.EllipticCurvePrivateKey:
+        with open(self.key_path, "rb") as handle:
+            return serialization.load_pem_private_key(handle.read(), password=None)
+
+    def cert_pem(self) -> str:
+        with open(self.cert_path, encoding="ascii") as handle:
+            return handle.read()
+
+    def key_pem(self) -> str:
+        with open(self.key_path, encoding="ascii") as handle:
+            return handle.read()
+
+    def exists(self) -> bool:
+        return os.path.isfile(self.cert_path) and os.path.isfile(self.key_path)
+
+
+def ensure_ca(directory: str, name: str, common_name: str) -> tuple[KeyPair, bool]:
+    """The CA ``<directory>/<name>.{crt,key}``, made if absent; returns (pair, made)."""
+    pair = KeyPair(os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key"))
+    if pair.exists():
+        return pair, False
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(minutes=5))
+        .not_valid_after(_now() + datetime.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_secret(pair.key_path, _key_pem(key))
+    _write_public(pair.cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return pair, True
+
+
+def _san(names: list[str]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            out.append(x509.DNSName(name))
+    return out
+
+
+def ensure_server_cert(directory: str, name: str, ca: KeyPair, hosts: list[str]) -> tuple[KeyPair, bool]:
+    """
+    A TLS server certificate for ``hosts`` signed by ``ca``; made again when
+    absent, when its names differ, when another CA signed it, or within
+    30 days of expiry. Returns (pair, made).
+    """
+    pair = KeyPair(os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key"))
+    wanted = set(map(str, _san(hosts)))
+    if pair.exists():
+        cert = pair.cert()
+        try:
+            current = set(map(str, cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value))
+        except x509.ExtensionNotFound:
+            current = set()
+        if current == wanted and cert.issuer == ca.cert().subject and cert.not_valid_after_utc - _now() > RENEW_BEFORE:
+            return pair, False
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert, ca_key = ca.cert(), ca.key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(minutes=5))
+        .not_valid_after(_now() + datetime.timedelta(days=LEAF_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_secret(pair.key_path, _key_pem(key))
+    _write_public(pair.cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return pair, True
+
+
+def ensure_registry_credentials(path: str) -> tuple[dict[str, str], bool]:
+    """The registry's user, password and htpasswd (bcrypt) line, made once; returns (credentials, made)."""
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle), False
+    password = secrets.token_urlsafe(24)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    credentials = {"username": REGISTRY_USER, "password": password, "htpasswd": f"{REGISTRY_USER}:{hashed}"}
+    _write_secret(path, json.dumps(credentials).encode())
+    return credentials, True

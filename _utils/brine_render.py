@@ -1,0 +1,90 @@
+"""
+Render what Brine's states would write on a machine, on the deploy side and
+without touching it: the state tree is compiled for ``<node>.<cluster>`` with
+that machine's pillar and representative grains, and every ``file.managed`` is
+rendered to the text it would hold. The zero-egress check reads these texts;
+the render tests assert on them.
+
+Secrets are rendered too (they are in the files), so callers must never print
+a rendered text whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import salt.config
+import salt.minion
+
+#: Grains of a Debian 12 node as the states see them; the kernel-permission
+#: grains at their most common values.
+NODE_GRAINS = {
+    "os": "Debian", "os_family": "Debian", "osrelease": "12", "osmajorrelease": 12, "oscodename": "bookworm",
+    "kernel": "Linux", "cpuarch": "x86_64", "init": "systemd", "brine_oom_score_lowerable": True,
+}
+
+
+@dataclass
+class RenderedFile:
+    """One file a state would write: where, from which state, with what text."""
+
+    path: str
+    state_id: str
+    sls: str
+    text: str
+
+
+def _minion(master_opts: dict[str, Any], minion_id: str, grains: dict[str, Any]) -> salt.minion.SMinion:
+    opts = salt.config.minion_config(None)
+    for key in ("file_roots", "pillar_roots", "module_dirs", "pillar_dirs", "ext_pillar", "renderer",
+                "brine_state_dir", "brine_repo_root", "root_dir", "cachedir", "extension_modules"):
+        if key in master_opts:
+            opts[key] = copy.deepcopy(master_opts[key])
+    opts.update(
+        id=minion_id, file_client="local", master_type="disable", grains={**NODE_GRAINS, **grains},
+        cachedir=os.path.join(master_opts["cachedir"], "brine-render", minion_id), state_output="terse",
+    )
+    return salt.minion.SMinion(opts)
+
+
+def render_states(master_opts: dict[str, Any], minion_id: str, mods: list[str] | None = None,
+                  grains: dict[str, Any] | None = None) -> list[RenderedFile]:
+    """
+    Every file the SLS ``mods`` (default: the machine's highstate, from
+    salt/top.sls) would manage on ``minion_id``, rendered. Raises RuntimeError
+    naming the SLS when the states do not compile.
+    """
+    minion = _minion(master_opts, minion_id, grains or {})
+    if mods is None:
+        mods = [mod for mods_of_env in minion.functions["state.show_top"]().values() for mod in mods_of_env]
+    if not mods:
+        return []
+    low = minion.functions["state.show_low_sls"](mods)
+    if isinstance(low, list) and low and isinstance(low[0], str):
+        raise RuntimeError(f"{minion_id}: {', '.join(mods)} do not compile: " + "; ".join(low))
+    rendered = []
+    for chunk in low:
+        if chunk.get("state") != "file" or chunk.get("fun") != "managed":
+            continue
+        if "contents" in chunk:
+            text = chunk["contents"]
+            text = "\n".join(text) if isinstance(text, list) else str(text)
+        elif "contents_pillar" in chunk:
+            text = str(minion.functions["pillar.get"](chunk["contents_pillar"], ""))
+        elif "source" in chunk:
+            source = chunk["source"][0] if isinstance(chunk["source"], list) else chunk["source"]
+            template = minion.functions["cp.get_file_str"](source, saltenv="base")
+            if template is False:
+                raise RuntimeError(f"{minion_id}: {chunk['__id__']}: no file {source}")
+            if chunk.get("template"):
+                result = minion.functions["file.apply_template_on_contents"](
+                    template, chunk["template"], chunk.get("context") or {}, chunk.get("defaults") or {}, "base")
+                template = result
+            text = template
+        else:
+            continue
+        rendered.append(RenderedFile(chunk["name"], chunk["__id__"], chunk["__sls__"], text))
+    return rendered

@@ -1,0 +1,2 @@
+include:
+  - bundle_ca.installed

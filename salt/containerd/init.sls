@@ -1,0 +1,4 @@
+include:
+  - containerd.installed
+  - containerd.configured
+  - containerd.running

@@ -1,0 +1,2 @@
+include:
+  - offline_repo.configured
