@@ -77,6 +77,22 @@ def verify_tree(root: str) -> list[str]:
     return problems
 
 
+def safe_extract(path: str, dest: str) -> None:
+    """
+    Extract a bundle tar, refusing members that are not plain files or folders
+    under ``brine-bundle/`` (Debian 12's Python 3.11.2 has no extraction filters).
+    """
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+        for member in members:
+            name = os.path.normpath(member.name)
+            if (name.startswith(("/", "..")) or not (name == BUNDLE_ROOT or name.startswith(BUNDLE_ROOT + "/"))
+                    or not (member.isfile() or member.isdir())):
+                raise ValueError(f"{path}: refusing member {member.name!r} (not a plain file under {BUNDLE_ROOT}/)")
+            member.mode = (member.mode & 0o755) | (0o700 if member.isdir() else 0o600)
+        tar.extractall(dest, members=members)
+
+
 def unpack(path: str, parent: str) -> tuple[str, list[str]]:
     """
     Unpack the bundle tar ``path`` into ``parent/<bundle id>/`` and verify it
@@ -87,10 +103,10 @@ def unpack(path: str, parent: str) -> tuple[str, list[str]]:
     target = os.path.join(parent, index["bundle_id"])
     if os.path.exists(os.path.join(target, VERIFIED)):
         return target, []
+    os.makedirs(parent, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".unpack-", dir=parent)
     try:
-        with tarfile.open(path) as tar:
-            tar.extractall(scratch, filter="data")
+        safe_extract(path, scratch)
         root = os.path.join(scratch, BUNDLE_ROOT)
         problems = verify_tree(root)
         if problems:
@@ -108,8 +124,7 @@ def unpack(path: str, parent: str) -> tuple[str, list[str]]:
 def verify_file(path: str) -> tuple[dict[str, Any], list[str]]:
     """Unpack a bundle tar into a scratch folder and verify it; return (index, problems)."""
     with tempfile.TemporaryDirectory() as scratch:
-        with tarfile.open(path) as tar:
-            tar.extractall(scratch, filter="data")
+        safe_extract(path, scratch)
         root = os.path.join(scratch, BUNDLE_ROOT)
         try:
             index = read_index(root)

@@ -18,6 +18,8 @@ from typing import Any
 
 import salt.config
 import salt.minion
+import salt.utils.data
+import salt.utils.secret
 
 #: Grains of a Debian 12 node as the states see them; the kernel-permission
 #: grains at their most common values.
@@ -44,10 +46,14 @@ def _minion(master_opts: dict[str, Any], minion_id: str, grains: dict[str, Any])
         if key in master_opts:
             opts[key] = copy.deepcopy(master_opts[key])
     opts.update(
-        id=minion_id, file_client="local", master_type="disable", grains={**NODE_GRAINS, **grains},
+        id=minion_id, file_client="local", master_type="disable",
         cachedir=os.path.join(master_opts["cachedir"], "brine-render", minion_id), state_output="terse",
     )
-    return salt.minion.SMinion(opts)
+    minion = salt.minion.SMinion(opts)
+    # The deploy side's own grains are loaded; the node's representative ones win
+    # (updated in place: the loaded modules hold this very dict).
+    minion.opts["grains"].update({**NODE_GRAINS, **grains})
+    return minion
 
 
 def render_states(master_opts: dict[str, Any], minion_id: str, mods: list[str] | None = None,
@@ -73,7 +79,8 @@ def render_states(master_opts: dict[str, Any], minion_id: str, mods: list[str] |
             text = chunk["contents"]
             text = "\n".join(text) if isinstance(text, list) else str(text)
         elif "contents_pillar" in chunk:
-            text = str(minion.functions["pillar.get"](chunk["contents_pillar"], ""))
+            value = salt.utils.data.traverse_dict_and_list(minion.opts["pillar"], chunk["contents_pillar"], "")
+            text = str(salt.utils.secret.expose(value))
         elif "source" in chunk:
             source = chunk["source"][0] if isinstance(chunk["source"], list) else chunk["source"]
             template = minion.functions["cp.get_file_str"](source, saltenv="base")

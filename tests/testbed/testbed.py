@@ -337,10 +337,16 @@ class Testbed:
             "--timezone=off",
             "--console=read-only",
             "--bind=/dev/kmsg",  # kubelet reads it
+            "--system-call-filter=@keyring",  # runc joins a session keyring for each container
         ]
         if node.name == self.spec.deploy.name:
             BUNDLE_DROP.mkdir(parents=True, exist_ok=True)
             nspawn.append(f"--bind-ro={BUNDLE_DROP}:/srv/brine/incoming")
+        else:
+            # containerd's overlayfs snapshots cannot live on the node's own overlay root.
+            containerd_state = self._node_dir(node) / "containerd"
+            containerd_state.mkdir(exist_ok=True)
+            nspawn.append(f"--bind={containerd_state}:/var/lib/containerd")
         joins = "; ".join(f"echo $$ > {shlex.quote(str(path / 'cgroup.procs'))}" for path in cgroups)
         script = f"set -e; {joins}; echo $$ > {shlex.quote(str(pid_file))}; exec {shlex.join(nspawn)}"
         with open(self._node_dir(node) / "console.log", "ab") as console:
