@@ -3,15 +3,23 @@
 
 SHELL := /bin/bash
 CLUSTER ?= demo
+# The Kubernetes release line of the bundle (salt/bundle/manifests/<RELEASE>.yaml).
+RELEASE ?= 1.37
+# Upstream is unreachable here: the demo and tests build the bundle from a local
+# mirror assembled from what this machine can get (tests/mirror).
+MIRROR ?= /var/cache/brine/mirror/$(RELEASE)
+# The testbed's deploy node sees this folder as /srv/brine/incoming.
+BUNDLE ?= /var/cache/brine/bundles/brine-$(RELEASE)-amd64.tar
 VENV := .venv
 PY := $(VENV)/bin/python
 SALT_RUN := $(VENV)/bin/salt-run
-# Debian packages the deploy node and the testbed need.
+# Debian packages the deploy node and the testbed need (gcc, libc6-dev, skopeo: the test
+# mirror builds static stand-ins and OCI images, and checks them with skopeo).
 DEBIAN_PACKAGES := python3 python3-venv debootstrap systemd-container nftables \
-	openssh-client iproute2 ca-certificates
+	openssh-client iproute2 ca-certificates gcc libc6-dev skopeo
 PYTEST_ARGS ?=
 
-.PHONY: setup debian-packages venv salt-config test test-fast docs lint demo deploy \
+.PHONY: setup debian-packages venv salt-config test test-fast docs lint demo deploy mirror bundle \
 	testbed-up testbed-down testbed-status bench clean
 
 ## setup: Debian packages, the pinned venv, Salt's config for this checkout
@@ -59,7 +67,7 @@ test: setup lint
 
 ## test-fast: the lanes that need no testbed
 test-fast: setup
-	$(PY) -m pytest -m "not testbed" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not testbed and not slow" $(PYTEST_ARGS)
 
 ## docs: docs/pillar.md from the pillar schema
 docs: venv
@@ -68,8 +76,16 @@ docs: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-## demo: a testbed for CLUSTER (default demo) and cluster.deploy on it
-demo: setup testbed-up deploy
+## demo: the bundle, a testbed for CLUSTER (default demo) and cluster.deploy on it
+demo: setup bundle testbed-up deploy
+
+## mirror: the local stand-in for upstream (Debian packages, wheels, locally built images and binaries)
+mirror: setup
+	$(PY) -m tests.mirror build --manifest salt/bundle/manifests/$(RELEASE).yaml --out $(MIRROR)
+
+## bundle: the offline bundle from the mirror; unpinned sums taken from the mirror's published ones
+bundle: mirror salt-config
+	$(SALT_RUN) bundle.build release=$(RELEASE) source=$(MIRROR) pin=True output=$(BUNDLE)
 
 deploy: salt-config
 	$(SALT_RUN) state.orchestrate cluster.deploy pillar='{"cluster": "$(CLUSTER)"}'

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -153,7 +153,7 @@ def mirror_path(artifact: Artifact) -> str:
     if artifact.kind == "image":
         return f"{artifact.image_registry}/{artifact.image_repository}/{artifact.image_tag}.oci.tar"
     parts = urlsplit(artifact.url)
-    return f"{parts.hostname}{parts.path}"
+    return f"{parts.hostname}{unquote(parts.path)}"
 
 
 def _safe(text: str) -> str:
@@ -164,7 +164,7 @@ def bundle_path(artifact: Artifact) -> str:
     """Where an artifact sits in the bundle, relative to its root."""
     if artifact.kind == "image":
         return f"images/{artifact.image_registry}/{artifact.image_repository}/{_safe(artifact.image_tag)}.oci.tar"
-    basename = os.path.basename(urlsplit(artifact.url).path)
+    basename = os.path.basename(unquote(urlsplit(artifact.url).path))
     if artifact.kind == "binary":
         return f"binaries/{_safe(artifact.name)}/{_safe(artifact.version)}/{artifact.arch}/{basename}"
     return {"deb": "debs", "wheel": "wheels", "file": "files"}[artifact.kind] + f"/{basename}"

@@ -198,7 +198,8 @@ def pause_recipe(artifact: brine_manifest.Artifact) -> Recipe:
     key = _key({"kind": "image", "sources": _sources_key(source), "defines": defines, "cflags": CFLAGS,
                 "toolchain": toolchain(), "config": config.as_oci()})  # fmt: skip
     history = f"pause {artifact.image_tag}: tests/mirror/pause.c, gcc -static"
-    return Recipe(key, "built (pause.c)", _program_image(source, defines, "/pause", artifact.image_tag, config, history))
+    make = _program_image(source, defines, "/pause", artifact.image_tag, config, history)
+    return Recipe(key, "real pause (tests/mirror/pause.c)", make)
 
 
 def standin_image_recipe(artifact: brine_manifest.Artifact) -> Recipe:
@@ -212,7 +213,8 @@ def standin_image_recipe(artifact: brine_manifest.Artifact) -> Recipe:
     key = _key({"kind": "image", "sources": _sources_key(source), "defines": defines, "cflags": CFLAGS,
                 "toolchain": toolchain(), "config": config.as_oci(), "program": program})  # fmt: skip
     history = f"Brine stand-in for {component} {tag}: tests/standins/component.c"
-    return Recipe(key, "stand-in (tests/standins/component.c)", _program_image(source, defines, program, tag, config, history))
+    make = _program_image(source, defines, program, tag, config, history)
+    return Recipe(key, "stand-in (tests/standins/component.c)", make)
 
 
 # nginx ----------------------------------------------------------------------------------
@@ -407,7 +409,7 @@ def nginx_recipe(artifact: brine_manifest.Artifact, debs: dict[str, Path]) -> Re
             history = f"Debian nginx {version} + libnginx-mod-stream, host libraries via ldd (tests/mirror)"
             return build_image(rootfs, path, artifact.image_tag, config, history=history).manifest_digest
 
-    return Recipe(key, f"built (Debian nginx {version})", make)
+    return Recipe(key, f"real nginx (Debian {version} + libnginx-mod-stream)", make)
 
 
 def image_name(artifact: brine_manifest.Artifact) -> str:

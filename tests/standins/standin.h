@@ -64,13 +64,15 @@ static inline void standin_print_info_yaml(const char *indent) {
            indent, major, indent, minor, indent);
 }
 
-/* The value of -o/--output in argv (forms: -o X, -oX, --output X, --output=X), or NULL. */
+/* The value of -o/--output in argv (forms: -o X, -o=X, -oX, --output X, --output=X), or NULL. */
 static inline const char *standin_output_flag(int argc, char **argv) {
     for (int i = 1; i < argc; ++i) {
         if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) && i + 1 < argc)
             return argv[i + 1];
         if (!strncmp(argv[i], "--output=", 9))
             return argv[i] + 9;
+        if (!strncmp(argv[i], "-o=", 3))
+            return argv[i] + 3;
         if (!strncmp(argv[i], "-o", 2) && argv[i][2] != '\0')
             return argv[i] + 2;
     }
