@@ -133,7 +133,8 @@ def verify(path):
     counts = {}
     for artifact in index["artifacts"]:
         counts[artifact["kind"]] = counts.get(artifact["kind"], 0) + 1
-    kinds = ", ".join(f"{n} {kind}s" for kind, n in sorted(counts.items()))
+    plural = {"binary": "binaries"}
+    kinds = ", ".join(f"{n} {kind if n == 1 else plural.get(kind, kind + 's')}" for kind, n in sorted(counts.items()))
     return _report([f"bundle {index['bundle_id']} ({index['release_line']}, {index['kubernetes_version']}): "
                     f"verified {kinds}"], ok=True)
 

@@ -25,6 +25,8 @@ import urllib.error
 import urllib.request
 
 import brine_bundle_layout
+import salt.utils.data
+import salt.utils.secret
 
 __virtualname__ = "brine_registry"
 
@@ -81,7 +83,9 @@ def images_pushed(name, bundle, ca_file, credentials_pillar="brine_secrets"):
         (read here, so the password is never a state argument).
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
-    credentials = __salt__["pillar.get"](credentials_pillar, {})
+    # pillar.get masks secrets (Salt 3008); read the pillar itself, unmasked, and keep it here.
+    credentials = salt.utils.secret.expose(
+        salt.utils.data.traverse_dict_and_list(__pillar__, credentials_pillar, {}))
     username, password = credentials.get("registry_username"), credentials.get("registry_password")
     if not (username and password):
         ret["comment"] = (f"no registry credentials in pillar {credentials_pillar} "
