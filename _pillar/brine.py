@@ -15,7 +15,13 @@ cluster's env and inventory as written.
 
 - every node: the bundle CA certificate, the registry's credentials (to pull);
 - the deploy node (``deploy.<cluster>``): also the registry's TLS key and
-  certificate and its htpasswd line.
+  certificate and its htpasswd line;
+- under ``etcd``: each etcd member its own server and peer key and certificate
+  (``server_crt``, ``server_key``, ``peer_crt``, ``peer_key``), the etcd CA
+  certificate (``ca_crt``) and the health-check client pair
+  (``healthcheck_client_crt``, ``healthcheck_client_key``); each master the CA
+  certificate and the API server's client pair (``apiserver_etcd_client_crt``,
+  ``apiserver_etcd_client_key``). The etcd CA key goes to no machine.
 
 States write these to 0600 files with ``show_changes: False``; nothing here is
 ever printed or logged.
@@ -90,4 +96,33 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
     except (OSError, ValueError, KeyError):
         log.info("cluster %s has no secrets yet (salt-run cluster.secrets %s)", cluster, cluster)
         return {**full, "brine_node": this}
+    etcd = _etcd_secrets(os.path.join(pki, "etcd"), this)
+    if etcd:
+        secrets["etcd"] = etcd
     return {**full, "brine_node": this, "brine_secrets": secrets}
+
+
+def _etcd_secrets(folder, node):
+    """The etcd PKI files this machine needs (see the module's docstring), or {} when it needs none or they are not made yet."""
+    files = {}
+    if "etcd" in node["roles"]:
+        member = os.path.join(folder, node["name"])
+        files.update(
+            server_crt=os.path.join(member, "server.crt"), server_key=os.path.join(member, "server.key"),
+            peer_crt=os.path.join(member, "peer.crt"), peer_key=os.path.join(member, "peer.key"),
+            healthcheck_client_crt=os.path.join(folder, "healthcheck-client.crt"),
+            healthcheck_client_key=os.path.join(folder, "healthcheck-client.key"),
+        )
+    if "master" in node["roles"]:
+        files.update(
+            apiserver_etcd_client_crt=os.path.join(folder, "apiserver-etcd-client.crt"),
+            apiserver_etcd_client_key=os.path.join(folder, "apiserver-etcd-client.key"),
+        )
+    if not files:
+        return {}
+    files["ca_crt"] = os.path.join(folder, "ca.crt")
+    try:
+        return {key: _read(path) for key, path in files.items()}
+    except OSError:
+        log.info("the etcd certificates of %s are not made yet (salt-run cluster.secrets)", node["name"])
+        return {}

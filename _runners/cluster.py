@@ -12,6 +12,8 @@ CLI Example:
     salt-run cluster.validate demo
     salt-run cluster.trust demo known_hosts=/path/to/provisioned_known_hosts
     salt-run cluster.reach demo
+    salt-run cluster.secrets demo
+    salt-run cluster.members demo role=etcd
 """
 
 import base64
@@ -322,9 +324,11 @@ def secrets(cluster=None):
     """
     Make the cluster's secrets on the deploy side, once, before any step needs
     them: the CA nodes trust for the deploy node's services, the registry's TLS
-    certificate for its address, and the registry's credentials. Files holding
-    keys and passwords are 0600 under ``.brine/clusters/<name>/``; nothing secret
-    is printed. The ``brine_secrets`` pillar hands each machine only what it needs.
+    certificate for its address, the registry's credentials, and the etcd PKI
+    (its CA, each member's server and peer certificates, the health-check and
+    API server client certificates). Files holding keys and passwords are 0600
+    under ``.brine/clusters/<name>/``; nothing secret is printed. The
+    ``brine_secrets`` pillar hands each machine only what it needs.
 
     CLI Example:
 
@@ -341,14 +345,29 @@ def secrets(cluster=None):
     registry, registry_made = brine_pki.ensure_server_cert(
         loaded.pki_dir, "registry", ca, sorted({registry_host, file_server_host}))
     _, credentials_made = brine_pki.ensure_registry_credentials(loaded.registry_credentials)
+    etcd_members = {node["name"]: node["address"] for node in loaded.nodes if "etcd" in node["roles"]}
+    etcd = brine_pki.ensure_etcd_pki(loaded.etcd_pki_dir, cluster, etcd_members)
     made = {"bundle CA": ca_made, "registry certificate": registry_made, "registry credentials": credentials_made}
+
+    def state(was_made):
+        return "made" if was_made else "present"
+
     lines = [
-        f"bundle CA: {'made' if ca_made else 'present'} ({ca.cert_path})",
-        f"registry certificate for {registry_host}: {'made' if registry_made else 'present'} ({registry.cert_path})",
-        f"registry credentials: {'made' if credentials_made else 'present'} ({loaded.registry_credentials}, 0600)",
+        f"bundle CA: {state(ca_made)} ({ca.cert_path})",
+        f"registry certificate for {registry_host}: {state(registry_made)} ({registry.cert_path})",
+        f"registry credentials: {state(credentials_made)} ({loaded.registry_credentials}, 0600)",
+        f"etcd CA: {state('etcd CA' in etcd.made)} ({etcd.ca.cert_path})",
     ]
-    return _report(lines, ok=True, changes={"made": [name for name, was_made in made.items() if was_made]}
-                   if any(made.values()) else {})
+    for member in etcd_members:
+        server = f"etcd server certificate of {member}" in etcd.made
+        peer = f"etcd peer certificate of {member}" in etcd.made
+        lines.append(f"etcd member {member}: server certificate {state(server)}, peer certificate {state(peer)} "
+                     f"({os.path.dirname(etcd.servers[member].cert_path)})")
+    for name in brine_pki.ETCD_CLIENTS:
+        lines.append(f"etcd client certificate {name}: {state(f'etcd client certificate {name}' in etcd.made)} "
+                     f"({etcd.clients[name].cert_path})")
+    names = [name for name, was_made in made.items() if was_made] + etcd.made
+    return _report(lines, ok=True, changes={"made": names} if names else {})
 
 
 # --------------------------------------------------------------------------
@@ -409,3 +428,22 @@ def _files_under(path):
     if os.path.isfile(path):
         return [path]
     return sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names)
+
+
+def members(cluster=None, role=None):
+    """
+    The salt-ssh targets (``<node>.<cluster>``) of a cluster's nodes, or of
+    those with ``role``; an empty list when the pillar does not validate (the
+    orchestrate's validate step then says why). Orchestrates call this while
+    they render, before any step runs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.members demo role=etcd
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return []
+    return [loaded.minion_id(n["name"]) for n in loaded.nodes if role is None or role in n["roles"]]

@@ -76,6 +76,10 @@ class Cluster:
         return os.path.join(self.state_dir, "pki")
 
     @property
+    def etcd_pki_dir(self) -> str:
+        return os.path.join(self.state_dir, "pki", "etcd")
+
+    @property
     def registry_credentials(self) -> str:
         return os.path.join(self.state_dir, "secrets", "registry.json")
 

@@ -413,6 +413,12 @@ def _cross_field_problems(data: dict[str, Any], folder_name: str | None) -> list
                                     "which Brine does not support",
                                     f"a version of {lines}"))
 
+    parsed_version = brine_versions.parse_kubernetes_version(str(version)) if version is not None else None
+    if _get(env, "runtime") == "docker" and parsed_version and parsed_version[:2] >= (1, 24):
+        problems.append(Problem("env.runtime", f"docker cannot run Kubernetes {version}: from 1.24 on, kubelet needs "
+                                "cri-dockerd for Docker, and no Brine bundle carries it",
+                                "containerd, or docker with Kubernetes 1.20"))
+
     networks = {key: _network(_get(env, "networks", key)) for key in ("node", "pod", "service")}
     if _get(env, "networks") is not None:
         defaults = Networks.model_fields

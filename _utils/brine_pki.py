@@ -5,7 +5,11 @@ Certificates and secrets Brine makes on the deploy side, once per cluster, with
 
 - ``pki/bundle-ca.{crt,key}``: the CA nodes trust for the deploy node's services;
 - ``pki/registry.{crt,key}``: the image registry's TLS certificate, for its address;
-- ``secrets/registry.json``: the registry's user, password and bcrypt hash.
+- ``secrets/registry.json``: the registry's user, password and bcrypt hash;
+- ``pki/etcd/``: the etcd CA (``ca.{crt,key}``), per member ``<member>/server.{crt,key}``
+  (its name, its address, 127.0.0.1, localhost) and ``<member>/peer.{crt,key}`` (its
+  name and address), and the client pairs ``healthcheck-client`` and
+  ``apiserver-etcd-client`` (see :func:`ensure_etcd_pki`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 
 import bcrypt
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -120,34 +125,149 @@ def ensure_server_cert(directory: str, name: str, ca: KeyPair, hosts: list[str])
     absent, when its names differ, when another CA signed it, or within
     30 days of expiry. Returns (pair, made).
     """
+    return ensure_cert(directory, name, ca, hosts[0], hosts, (ExtendedKeyUsageOID.SERVER_AUTH,))
+
+
+def _signed_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _current(cert: x509.Certificate, ca_cert: x509.Certificate, common_name: str, sans: set[str],
+             usages: set[x509.ObjectIdentifier]) -> bool:
+    """Whether an existing certificate is still the one wanted: same names and usages, this CA's, not expiring."""
+    try:
+        current_sans = set(map(str, cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value))
+    except x509.ExtensionNotFound:
+        current_sans = set()
+    try:
+        current_usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        current_usages = set()
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return (
+        bool(names) and names[0].value == common_name
+        and current_sans == sans and current_usages == usages
+        and _signed_by(cert, ca_cert)
+        and cert.not_valid_after_utc - _now() > RENEW_BEFORE
+    )
+
+
+def ensure_cert(directory: str, name: str, ca: KeyPair, common_name: str, hosts: list[str],
+                usages: tuple[x509.ObjectIdentifier, ...]) -> tuple[KeyPair, bool]:
+    """
+    The certificate ``<directory>/<name>.{crt,key}`` for ``common_name`` with the
+    subject alternative names ``hosts`` (IP addresses or DNS names; none for a
+    client certificate) and the extended key ``usages``, signed by ``ca``. Made
+    again when absent, when its name, names or usages differ, when it does not
+    verify against the CA (another CA, or the CA was made again), or within
+    30 days of expiry. Returns (pair, made).
+    """
     pair = KeyPair(os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key"))
-    wanted = set(map(str, _san(hosts)))
-    if pair.exists():
-        cert = pair.cert()
-        try:
-            current = set(map(str, cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value))
-        except x509.ExtensionNotFound:
-            current = set()
-        if current == wanted and cert.issuer == ca.cert().subject and cert.not_valid_after_utc - _now() > RENEW_BEFORE:
-            return pair, False
+    ca_cert = ca.cert()
+    if pair.exists() and _current(pair.cert(), ca_cert, common_name, set(map(str, _san(hosts))), set(usages)):
+        return pair, False
     key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert, ca_key = ca.cert(), ca.key()
-    cert = (
+    ca_key = ca.key()
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now() - datetime.timedelta(minutes=5))
         .not_valid_after(_now() + datetime.timedelta(days=LEAF_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False, crl_sign=False,
+                                     content_commitment=False, data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
     )
+    if hosts:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     _write_secret(pair.key_path, _key_pem(key))
     _write_public(pair.cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return pair, True
+
+
+# --------------------------------------------------------------------------
+# etcd
+# --------------------------------------------------------------------------
+
+SERVER_AND_CLIENT = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+CLIENT = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+#: Client certificates of the etcd CA: file name -> common name.
+ETCD_CLIENTS = {
+    "healthcheck-client": "kube-etcd-healthcheck-client",
+    "apiserver-etcd-client": "kube-apiserver-etcd-client",
+}
+
+
+@dataclass
+class EtcdPKI:
+    """Where a cluster's etcd certificates are, and what ``ensure_etcd_pki`` made this time."""
+
+    ca: KeyPair
+    servers: dict[str, KeyPair]
+    peers: dict[str, KeyPair]
+    clients: dict[str, KeyPair]
+    made: list[str]
+
+
+def etcd_paths(directory: str, members: list[str]) -> EtcdPKI:
+    """The etcd PKI's files under ``directory`` (``<cluster state>/pki/etcd``), made or not."""
+
+    def pair(*parts: str) -> KeyPair:
+        base = os.path.join(directory, *parts)
+        return KeyPair(base + ".crt", base + ".key")
+
+    return EtcdPKI(
+        ca=pair("ca"),
+        servers={member: pair(member, "server") for member in members},
+        peers={member: pair(member, "peer") for member in members},
+        clients={name: pair(name) for name in ETCD_CLIENTS},
+        made=[],
+    )
+
+
+def ensure_etcd_pki(directory: str, cluster: str, members: dict[str, str]) -> EtcdPKI:
+    """
+    The etcd PKI of a cluster under ``directory``, made where absent or stale:
+
+    - ``ca.{crt,key}``: the etcd CA, trusted by members for clients and peers;
+    - ``<member>/server.{crt,key}``: what a member serves its clients with, for
+      its name, its address, 127.0.0.1 and localhost (server and client usage:
+      etcd's own gateway dials the member with it);
+    - ``<member>/peer.{crt,key}``: what members show each other, for the
+      member's name and address (server and client usage);
+    - ``healthcheck-client.{crt,key}``, ``apiserver-etcd-client.{crt,key}``:
+      client certificates.
+
+    ``members`` maps each etcd member's name to its address. ``made`` on the
+    result names what was made this time (no secret).
+    """
+    ca, ca_made = ensure_ca(directory, "ca", f"Brine etcd CA ({cluster})")
+    pki = etcd_paths(directory, list(members))
+    pki.ca = ca
+    if ca_made:
+        pki.made.append("etcd CA")
+    for member, address in members.items():
+        _, made = ensure_cert(os.path.join(directory, member), "server", ca, member,
+                              [member, address, "127.0.0.1", "localhost"], SERVER_AND_CLIENT)
+        if made:
+            pki.made.append(f"etcd server certificate of {member}")
+        _, made = ensure_cert(os.path.join(directory, member), "peer", ca, member, [member, address], SERVER_AND_CLIENT)
+        if made:
+            pki.made.append(f"etcd peer certificate of {member}")
+    for name, common_name in ETCD_CLIENTS.items():
+        _, made = ensure_cert(directory, name, ca, common_name, [], CLIENT)
+        if made:
+            pki.made.append(f"etcd client certificate {name}")
+    return pki
 
 
 def ensure_registry_credentials(path: str) -> tuple[dict[str, str], bool]:

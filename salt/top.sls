@@ -8,9 +8,11 @@ base:
     - match: pillar
     - offline_repo
     - bundle_ca
-    - containerd
+    - runtime
+    - prefetch
   'brine_node:roles:worker':
     - match: pillar
     - offline_repo
     - bundle_ca
-    - containerd
+    - runtime
+    - prefetch

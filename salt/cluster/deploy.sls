@@ -7,11 +7,14 @@
   everything after it and a re-run resumes. This file is rendered once, before
   any step runs: nothing here may depend on what a step produces; the secrets
   every later step needs are made by a step of their own, early.
-  Steps (see ../shared/design/ARCHITECTURE.md): validate, secrets, reach, bundle
-  served; later issues add preflight, os, runtime, prefetch, etcd, control
-  plane, LB, workers, network, record, day-2 agent.
+  Steps (see ../shared/design/ARCHITECTURE.md): validate, secrets, reach,
+  bundle served, runtime, prefetch; later issues add control plane, LB,
+  workers, network, record, day-2 agent.
 -#}
 {%- set cluster = pillar.get('cluster', '') %}
+{#- Targets come from the pillar now, at render time; [] for an invalid pillar,
+    whose steps then never run (they require the validate step). #}
+{%- set nodes = salt['saltutil.runner']('cluster.members', cluster=cluster) %}
 
 cluster-pillar-valid:
   brine_cluster.check_passed:
@@ -39,3 +42,26 @@ cluster-bundle-served:
       - bundle_server
     - require:
       - brine_cluster: cluster-nodes-reachable
+
+{#- containerd (or Docker) on every node, its mirrors pointing every public
+    registry name at the private registry. #}
+cluster-runtime-ready:
+  salt.state:
+    - tgt: {{ nodes | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - runtime
+    - require:
+      - salt: cluster-bundle-served
+
+{#- Every binary and image each node's roles need, on all nodes at once. #}
+cluster-artifacts-prefetched:
+  salt.state:
+    - tgt: {{ nodes | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - prefetch
+    - require:
+      - salt: cluster-runtime-ready

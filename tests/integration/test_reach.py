@@ -18,6 +18,11 @@ pytestmark = pytest.mark.testbed
 @pytest.fixture(scope="module")
 def env(demo_testbed, tmp_path_factory):
     salt_env = SaltEnv(str(tmp_path_factory.mktemp("reach")))
+
+    def no_bundle(data):  # this module stops short of the bundle: name one that is not there
+        data["env"]["bundle"]["file"] = "/srv/brine/incoming/not-carried-in.tar"
+
+    salt_env.edit("demo", "env.sls", no_bundle)
     proc = salt_env.salt_run("cluster.trust", "demo", f"known_hosts={demo_testbed.host_keys_file}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return salt_env
@@ -87,8 +92,8 @@ def test_cluster_reach_reports_every_node(env):
 
 
 def test_deploy_passes_its_first_steps(env):
-    # No bundle has been put on this testbed's deploy node: the deploy passes
-    # validate, secrets and reach, then stops at the bundle, saying where it looked.
+    # The bundle named is not on the deploy node: the deploy passes validate,
+    # secrets and reach, then stops at the bundle, saying where it looked.
     proc = env.deploy("demo", timeout=600)
     assert proc.returncode != 0
     steps = re.findall(r"ID: (\S+)\n\s+Function: .*\n\s+Result: (\w+)", proc.stdout)
@@ -96,7 +101,7 @@ def test_deploy_passes_its_first_steps(env):
                          ("cluster-nodes-reachable", "True")], proc.stdout
     assert steps[3] == ("cluster-bundle-served", "False")
     assert "cluster demo: all 5 nodes answer through master1" in proc.stdout
-    assert "no bundle at /srv/brine/incoming/brine-1.37-amd64.tar" in proc.stdout
+    assert "no bundle at /srv/brine/incoming/not-carried-in.tar" in proc.stdout
 
 
 def test_a_changed_host_key_is_refused_by_name(env, demo_testbed):

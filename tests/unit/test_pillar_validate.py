@@ -92,6 +92,8 @@ CASES = [
     ("empty-roles", [("inventory.nodes[3].roles", [])], "inventory.nodes[3].roles", "is empty"),
     ("unknown-role", [("inventory.nodes[3].roles", ["minion"])], "inventory.nodes[3].roles[0]", "not one of the choices"),
     ("runtime-choice", [("env.runtime", "cri-o")], "env.runtime", "containerd (default) or docker"),
+    ("docker-with-1.20-is-fine-but-typo", [("env.runtime", "docker"), ("env.kubernetes_version", "1.20.2"), ("env.kube_proxy.mod", "x")],
+     "env.kube_proxy.mod", "did you mean 'mode'"),
     ("cni-plugin-choice", [("env.network.plugin", "flannel")], "env.network.plugin", "calico"),
     ("calico-mode-choice", [("env.network.calico.mode", "ipip")], "env.network.calico.mode", "vxlan"),
     ("kube-proxy-choice", [("env.kube_proxy.mode", "nftables")], "env.kube_proxy.mode", "ipvs (default) or iptables"),
@@ -198,6 +200,7 @@ CASES = [
         "inventory.nodes[0].host_key_fingerprint",
         "SHA256",
     ),
+    ("docker-on-current-kubernetes", [("env.runtime", "docker")], "env.runtime", "needs cri-dockerd"),
     ("node-named-deploy", [("inventory.nodes[3].name", "deploy")], "inventory.nodes[3].name", "deploy node's name"),
     ("empty-inventory", [("inventory.nodes", [])], "inventory.nodes", "is empty"),
 ]

@@ -1,0 +1,4 @@
+include:
+  - docker.installed
+  - docker.configured
+  - docker.running

@@ -1,0 +1,3 @@
+{#- The container runtime the cluster declares: env.runtime (containerd or docker). -#}
+include:
+  - {{ pillar.env.runtime }}
