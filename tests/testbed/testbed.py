@@ -50,6 +50,7 @@ from .system import (
 
 NODE_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb")
 BOOT_TIMEOUT = 120.0
+STALL_GRACE = 10.0
 STOP_GRACE = 10.0
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 
@@ -375,17 +376,27 @@ class Testbed:
         while (pid1 := _node_pid1(self.cluster, node.name)) is None:
             check_alive("PID 1")
             time.sleep(0.02)
+        stalled_since: float | None = None
+        nudges = 0
         while True:
-            proc = sh(
-                [*_nsenter(pid1), "systemctl", "is-system-running", "--wait"],
-                check=False,
-                timeout=max(1.0, deadline - time.monotonic()),
-            )
+            proc = sh([*_nsenter(pid1), "systemctl", "is-system-running"], check=False, timeout=30)
             state = proc.stdout.strip()
             if state in ("running", "degraded"):
                 break
             check_alive(f"finished boot (is-system-running: {state or proc.stderr.strip()})")
-            time.sleep(0.1)
+            # systemd 252 here sometimes stops dispatching its boot jobs (seen on a loaded
+            # machine with many nodes: every job "waiting", none running, PID 1 idle in
+            # epoll). A daemon-reload sets it going again; say so when it is needed.
+            jobs = sh([*_nsenter(pid1), "systemctl", "list-jobs", "--no-legend", "--plain"], check=False,
+                      timeout=30).stdout.splitlines()
+            stalled = bool(jobs) and all(line.split()[-1] == "waiting" for line in jobs if line.split())
+            stalled_since = (stalled_since or time.monotonic()) if stalled else None
+            if stalled_since is not None and time.monotonic() - stalled_since > STALL_GRACE and nudges < 3:
+                nudges += 1
+                self.log(f"{node.name}: boot stalled with {len(jobs)} jobs waiting and none running; daemon-reload")
+                sh([*_nsenter(pid1), "systemctl", "daemon-reload"], check=False, timeout=30)
+                stalled_since = None
+            time.sleep(0.2)
         if state == "degraded":
             failed = sh([*_nsenter(pid1), "systemctl", "--failed", "--plain", "--no-legend"], check=False).stdout
             self.log(f"{node.name}: degraded; failed units:\n{failed.rstrip()}")
