@@ -18,9 +18,11 @@ SALT_RUN := $(VENV)/bin/salt-run
 DEBIAN_PACKAGES := python3 python3-venv debootstrap systemd-container nftables \
 	openssh-client iproute2 ca-certificates gcc libc6-dev skopeo
 PYTEST_ARGS ?=
+# The Kubernetes versions `make k8s-artifacts` builds from Go modules (tests/k8s/build.sh).
+K8S_VERSIONS ?= v1.36.3 v1.37.2
 
 .PHONY: setup debian-packages venv salt-config test test-fast docs lint demo deploy mirror bundle \
-	testbed-up testbed-down testbed-status bench clean
+	testbed-up testbed-down testbed-status bench clean k8s-artifacts
 
 ## setup: Debian packages, the pinned venv, Salt's config for this checkout
 setup: debian-packages venv salt-config
@@ -102,6 +104,12 @@ testbed-down: venv
 
 testbed-status: venv
 	$(PY) -m tests.testbed status $(CLUSTER)
+
+## k8s-artifacts: kubeadm, kubelet, kubectl, the control plane and kube-proxy of each of
+## K8S_VERSIONS, crictl, the CNI plugins and CoreDNS, built from Go modules into
+## /var/cache/brine/k8s (outside the work tree; a warm run rebuilds nothing)
+k8s-artifacts:
+	K8S_VERSIONS="$(K8S_VERSIONS)" tests/k8s/build.sh
 
 bench: setup
 	$(PY) tests/bench/testbed_bench.py

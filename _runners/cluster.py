@@ -14,18 +14,24 @@ CLI Example:
     salt-run cluster.reach demo
     salt-run cluster.secrets demo
     salt-run cluster.members demo role=etcd
+    salt-run cluster.etcd_snapshot_stage demo
 """
 
 import base64
 import hashlib
+import json
 import logging
 import os
+import re
+import shlex
 import subprocess
+import time
 
 import brine_cluster
 import brine_egress
 import brine_pillar
 import brine_pki
+import brine_preflight
 import brine_render
 
 log = logging.getLogger(__name__)
@@ -447,3 +453,278 @@ def members(cluster=None, role=None):
     if not loaded.valid:
         return []
     return [loaded.minion_id(n["name"]) for n in loaded.nodes if role is None or role in n["roles"]]
+
+
+# --------------------------------------------------------------------------
+# Preflight
+# --------------------------------------------------------------------------
+
+
+def _os_base_defaults():
+    """salt/os_base/defaults.yaml: the sysctl entries the os step sets, and those it tolerates."""
+    import salt.utils.yaml
+
+    path = os.path.join(__opts__["file_roots"]["base"][0], "os_base", "defaults.yaml")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return (salt.utils.yaml.safe_load(handle) or {}).get("os_base", {})
+    except OSError:
+        return {}
+
+
+def _preflight_arguments(loaded, node, overrides, os_base):
+    """What brine_preflight.check needs on one node, from the pillar and the requirements table."""
+    need = brine_preflight.requirements_for(node["roles"], loaded.env["api_port"], overrides)
+    return {
+        "sysctls": os_base.get("sysctl", {}),
+        "tolerate_readonly": sorted(os_base.get("tolerate_readonly", {})),
+        "roles": list(node["roles"]),
+        "address": str(node["address"]),
+        "name": node["name"],
+        "ports": need["ports"],
+        "min_cpus": need["cpus"],
+        "min_memory_mib": need["memory_mib"],
+        "min_disk_mib": need["disk_mib"],
+        "kube_proxy_mode": loaded.env["kube_proxy"]["mode"],
+        "runtime": loaded.env["runtime"],
+        "api_port": loaded.env["api_port"],
+    }
+
+
+def _egress_problems(cluster, loaded, paths):
+    """The zero-egress check's findings as preflight problems, by machine."""
+    import salt.exceptions
+
+    try:
+        report = egress(cluster, paths=paths)
+    except (RuntimeError, salt.exceptions.SaltException) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return [f"deploy side: egress: found the states do not render ({first}), expected them to render "
+                f"(salt-run cluster.secrets {cluster} first?)"]
+    if report.get("retcode", 1) == 0:
+        return []
+    machines = {node["name"] for node in loaded.ssh_targets}
+    problems = []
+    for line in report["lines"][:-1] or report["lines"]:
+        machine, _, rest = line.partition(":")
+        if machine not in machines:
+            machine, rest = "deploy side", line
+        problems.append(f"{machine}: egress: found {rest.strip()}, expected only the deploy node's registry "
+                        "and file server, or addresses inside the cluster")
+    return problems
+
+
+def preflight(cluster=None, require=None, paths=None):
+    """
+    Check every node of the cluster before anything is changed on it, and
+    report every problem at once: each node checks itself (OS, CPUs, memory,
+    free disk, swap, cgroups, kernel modules, free ports, its address,
+    conflicting runtimes and firewalls, systemd; ``brine_preflight.check``, on
+    all nodes at once over salt-ssh, read-only), then the deploy side compares
+    them (unique hostnames, MACs, product_uuids and machine-ids; clock skew
+    against the first master) and runs the zero-egress check. Prints
+    ``<node>: <check>: found <x>, expected <y>`` per problem and exits
+    non-zero if there is any. Changes nothing on any node.
+
+    Clock skew: each node reads its clock last, just before it replies, so its
+    reading was taken between the deploy side's send and receive times; the
+    skew against the first master is reported only when it exceeds
+    ``brine_preflight.MAX_SKEW_SECONDS`` by more than that uncertainty.
+
+    require
+        Raise or lower a role's minimums for this run: ``{role: {cpus,
+        memory_mib, disk_mib}}`` (the defaults are ``brine_preflight.REQUIREMENTS``).
+    paths
+        Extra files or folders for the zero-egress check (see ``cluster.egress``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.preflight demo
+        salt-run cluster.preflight demo require='{worker: {memory_mib: 4096}}'
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    mistakes = brine_preflight.check_overrides(require)
+    if mistakes:
+        return _fail([*mistakes, f"cluster {cluster}: preflight not run; no node was contacted"])
+    brine_cluster.ensure_ssh_config(loaded)
+
+    import salt.client.ssh.client
+
+    ids = {loaded.minion_id(node["name"]): node for node in loaded.nodes}
+    os_base = _os_base_defaults()
+    by_node = {minion_id: _preflight_arguments(loaded, node, require, os_base) for minion_id, node in ids.items()}
+    client = salt.client.ssh.client.SSHClient(mopts=__opts__, disable_custom_roster=False)
+    answers, unanswered = {}, {}
+    sent = time.time()
+    # As base64 JSON: salt-ssh hands keyword arguments over as a Python repr that
+    # the target parses as YAML, which would turn None into "None".
+    packed = "base64:" + base64.b64encode(json.dumps(by_node).encode()).decode()
+    for reply in client.cmd_iter(list(ids), "brine_preflight.check", kwarg={"by_node": packed},
+                                 tgt_type="list", roster="brine"):
+        received = time.time()
+        for minion_id, data in reply.items():
+            result = data.get("return") if isinstance(data, dict) else None
+            if isinstance(result, dict) and "problems" in result and "facts" in result:
+                answers[minion_id] = (result, received)
+            else:
+                unanswered[minion_id] = data
+
+    problems, warnings = [], {}
+    collected = []
+    for minion_id, node in ids.items():
+        name = node["name"]
+        if minion_id not in answers:
+            reason = _explain(_reply_text(unanswered.get(minion_id)), loaded, node)
+            problems.append(f"{name}: preflight: found no report ({reason}), expected the node's checks to run")
+            continue
+        result, received = answers[minion_id]
+        problems += [brine_preflight.Problem(**p).line(name) for p in result["problems"]]
+        for warning in result.get("warnings", []):
+            warnings.setdefault(brine_preflight.Problem(**warning), []).append(name)
+        collected.append(brine_preflight.Answer(name, result["facts"], sent, received))
+
+    masters = [node["name"] for node in loaded.nodes if "master" in node["roles"]]
+    reference = masters[0] if masters else None
+    across = brine_preflight.cross_node_checks(collected, reference)
+    for node in loaded.nodes:
+        problems += [problem.line(node["name"]) for problem in across.get(node["name"], [])]
+    cgroup_v1 = sorted(a.node for a in collected if a.facts.get("cgroup") in ("v1", "hybrid"))
+    version = tuple(int(part) for part in str(loaded.env["kubernetes_version"]).lstrip("v").split(".")[:2])
+    if cgroup_v1 and version >= (1, 35):
+        warnings[brine_preflight.Problem("cgroups", "cgroup v1", f"cgroup v2 (kubelet {loaded.env['kubernetes_version']} "
+                                         "starts on cgroup v1 only with failCgroupV1: false)")] = cgroup_v1
+    # A warning several nodes share is one line naming them all.
+    warnings = [f"{problem.line(', '.join(nodes))} (warning)" for problem, nodes in warnings.items()]
+    problems += _egress_problems(cluster, loaded, paths)
+
+    offsets = {a.node: brine_preflight.clock_offset(a) for a in collected}
+    if reference in offsets:
+        low, high = offsets[reference]
+        # By reply times (each node reads its clock just before replying): the likely skew;
+        # with the whole call's round trip: the most it can be.
+        likely = max(abs(lo - low) for lo, _ in offsets.values())
+        most = max(max(abs(lo - high), abs(hi - low)) for lo, hi in offsets.values())
+        clock = (f"; clock skew against {reference} about {likely:.1f} s by reply times, at most {most:.1f} s "
+                 f"with the call's round trip (bound {brine_preflight.MAX_SKEW_SECONDS:g} s)")
+    else:
+        clock = ""
+    if problems:
+        nodes = len({line.split(":", 1)[0] for line in problems})
+        return _fail([*problems, *warnings,
+                      f"cluster {cluster}: {len(problems)} problem(s) on {nodes} machine(s); "
+                      "nothing was changed on any node"])
+    return _done([*warnings, f"cluster {cluster}: preflight passed on all {len(ids)} nodes{clock}"])
+
+
+# --------------------------------------------------------------------------
+# etcd restore
+# --------------------------------------------------------------------------
+
+
+def _etcd_defaults():
+    """salt/etcd/defaults.yaml: where members keep snapshots and where a restore stages one."""
+    import yaml
+
+    with open(os.path.join(__opts__["file_roots"]["base"][0], "etcd", "defaults.yaml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["etcd"]
+
+
+def _on(loaded, node, command, timeout=120):
+    """Run ``command`` on a node over SSH as the deploy side reaches it (the cluster's ssh_config, host keys checked)."""
+    return subprocess.run(["ssh", "-F", loaded.ssh_config, node["name"], command], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _copy_between(loaded, source, path, target, staged, timeout=3600):
+    """Stream ``path`` from node ``source`` into ``staged`` on node ``target`` (0600, atomically); return its sha256 there."""
+    quoted = shlex.quote(staged)
+    write = (f"umask 077 && mkdir -p {shlex.quote(os.path.dirname(staged))} && cat > {quoted}.part && "
+             f"mv {quoted}.part {quoted} && sha256sum {quoted}")
+    if source is target:
+        proc = _on(loaded, target, f"umask 077 && mkdir -p {shlex.quote(os.path.dirname(staged))} && "
+                                   f"cp {shlex.quote(path)} {quoted}.part && mv {quoted}.part {quoted} && sha256sum {quoted}",
+                   timeout=timeout)
+        return proc.stdout.split()[0] if proc.returncode == 0 and proc.stdout else None, proc.stderr
+    reader = subprocess.Popen(["ssh", "-F", loaded.ssh_config, source["name"], f"cat {shlex.quote(path)}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        proc = subprocess.run(["ssh", "-F", loaded.ssh_config, target["name"], write], stdin=reader.stdout,
+                              capture_output=True, timeout=timeout, check=False)
+    finally:
+        reader.stdout.close()
+        reader.wait(timeout=60)
+    if reader.returncode != 0 or proc.returncode != 0 or not proc.stdout:
+        return None, proc.stderr.decode(errors="replace")
+    return proc.stdout.decode().split()[0], ""
+
+
+def etcd_snapshot_stage(cluster=None, snapshot=None):
+    """
+    Put one etcd snapshot on every etcd member, for ``cluster.etcd_restore``:
+    ``snapshot`` (a file name in the members' backup folder, or an absolute
+    path) from the first member that has it, or by default the newest backup
+    any member holds. It is copied through the deploy side (SSH, host keys
+    checked) to the same staging path on every member and its sha256 checked
+    there. Changes nothing else; a snapshot no member has is refused before
+    anything is copied.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.etcd_snapshot_stage demo
+        salt-run cluster.etcd_snapshot_stage demo snapshot=etcd-20250101T060000Z.db
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    defaults = _etcd_defaults()
+    backup_dir, staged = defaults["backup"]["dir"], defaults["restore"]["snapshot"]
+    etcd_members = [node for node in loaded.nodes if "etcd" in node["roles"]]
+    snapshot = str(snapshot or "").strip()
+    if snapshot and (".." in snapshot.split("/") or not re.match(r"^[A-Za-z0-9._/:+-]+$", snapshot)
+                     or ("/" in snapshot and not snapshot.startswith("/"))):
+        return _fail([f"snapshot: {snapshot!r} is not a snapshot file name (a name in {backup_dir} such as "
+                      "etcd-20250101T060000Z.db, or an absolute path); no member was contacted"])
+    brine_cluster.ensure_ssh_config(loaded)
+    wanted = snapshot if snapshot.startswith("/") else os.path.join(backup_dir, snapshot) if snapshot else None
+    found, problems = {}, []
+    for node in etcd_members:
+        listing = f"test -f {shlex.quote(wanted)} && echo {shlex.quote(wanted)}" if wanted else \
+            f"find {shlex.quote(backup_dir)} -maxdepth 1 -name 'etcd-*.db' -type f"
+        proc = _on(loaded, node, f"{listing} || true")
+        if proc.returncode != 0:
+            problems.append(f"{node['name']} ({node['address']}): could not list its snapshots: "
+                            f"{(proc.stderr.strip().splitlines() or ['no answer'])[-1]}")
+            continue
+        found[node["name"]] = sorted(line for line in proc.stdout.split() if line)
+    if problems:
+        return _fail([*problems, "no snapshot was staged; etcd was not touched"])
+    holders = [(path, name) for name, paths in found.items() for path in paths]
+    if not holders:
+        what = f"no member has {wanted}" if wanted else f"no member has a snapshot in {backup_dir}"
+        return _fail([f"snapshot: {what} (members: {', '.join(found)}); no snapshot was staged; etcd was not touched"])
+    # Snapshot names carry their UTC time: the newest sorts last; on a tie, the first member in the inventory.
+    order = [node["name"] for node in etcd_members]
+    path, source_name = max(holders, key=lambda item: (os.path.basename(item[0]), -order.index(item[1])))
+    source = next(node for node in etcd_members if node["name"] == source_name)
+    proc = _on(loaded, source, f"sha256sum {shlex.quote(path)} && stat -c %s {shlex.quote(path)}")
+    if proc.returncode != 0:
+        return _fail([f"{source_name}: could not read {path}: {proc.stderr.strip()}"])
+    digest, size = proc.stdout.split()[0], int(proc.stdout.split()[-1])
+    lines = [f"snapshot {path} on {source_name}: {size} bytes, sha256 {digest}"]
+    for node in etcd_members:
+        copied, error = _copy_between(loaded, source, path, node, staged)
+        if copied != digest:
+            problems.append(f"{node['name']} ({node['address']}): staging failed: "
+                            f"{error.strip() or f'sha256 {copied}, expected {digest}'}")
+        else:
+            lines.append(f"{node['name']}: staged as {staged}, sha256 verified")
+    if problems:
+        return _fail([*lines, *problems, "etcd was not touched"])
+    return _report(lines, ok=True, changes={"snapshot": path, "source": source_name, "sha256": digest,
+                                            "staged": {"path": staged, "on": [node["name"] for node in etcd_members]}})

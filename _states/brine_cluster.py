@@ -18,7 +18,7 @@ Example (in an orchestrate SLS):
 
 __virtualname__ = "brine_cluster"
 
-CHECKS = ("validate", "reach", "egress")
+CHECKS = ("validate", "reach", "egress", "preflight")
 
 
 def __virtual__():
@@ -32,7 +32,7 @@ def check_passed(name, check, cluster):
     name
         The state's id.
     check
-        One of: validate, reach.
+        One of: validate, reach, egress, preflight.
     cluster
         The cluster's name (its folder under pillar/clusters/).
     """
@@ -43,8 +43,8 @@ def check_passed(name, check, cluster):
     return _run(ret, check, cluster)
 
 
-def _run(ret, function, cluster):
-    out = __salt__["saltutil.runner"](f"cluster.{function}", cluster=cluster, full_return=True)
+def _run(ret, function, cluster, **kwargs):
+    out = __salt__["saltutil.runner"](f"cluster.{function}", cluster=cluster, full_return=True, **kwargs)
     report = out.get("return") if isinstance(out, dict) else None
     if isinstance(report, dict) and "lines" in report:
         ret["comment"] = "\n".join(report["lines"])
@@ -70,3 +70,26 @@ def secrets_present(name, cluster):
         ret.update(result=None, comment=f"cluster.secrets would make what {cluster} lacks")
         return ret
     return _run(ret, "secrets", cluster)
+
+
+def etcd_snapshot_staged(name, cluster, snapshot=""):
+    """
+    Ensure one etcd snapshot is staged on every etcd member of ``cluster``
+    (``salt-run cluster.etcd_snapshot_stage``): ``snapshot``, a file name in
+    the members' backup folder or an absolute path, or by default the newest
+    backup any member holds. Step of ``cluster.etcd_restore``; etcd itself is
+    not touched.
+
+    name
+        The state's id.
+    cluster
+        The cluster's name.
+    snapshot
+        The snapshot to restore; empty for the newest.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"cluster.etcd_snapshot_stage would stage {snapshot or 'the newest snapshot'} "
+                                        f"on every etcd member of {cluster}")
+        return ret
+    return _run(ret, "etcd_snapshot_stage", cluster, snapshot=snapshot or None)

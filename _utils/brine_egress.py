@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-URL = re.compile(r"\b(?:https?|docker|oci|git|ftp)://[^\s\"'<>)\]}]+")
+# A comma ends a URL: flags list URLs comma-separated (etcd's --initial-cluster,
+# kube-apiserver's --etcd-servers).
+URL = re.compile(r"\b(?:https?|docker|oci|git|ftp)://[^\s\"'<>)\]},]+")
 IMAGE = re.compile(
     r"(?:\bimage|sandbox_image|imageRepository|pod-infra-container-image|\bimages?)\s*[:=]\s*[\"']?"
     r"(?P<ref>[A-Za-z0-9][^\s\"',}\]]*)"
@@ -75,7 +77,10 @@ class Allowed:
             return self.image_problem(url.split("://", 1)[1])
         if not parts.hostname:
             return None
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return "has a port that is not a number (cannot tell where it points)"
         authority = f"{parts.hostname}:{port}".lower()
         if authority in (self.file_server, self.registry) or self._internal_host(parts.hostname):
             return None

@@ -55,6 +55,7 @@ READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 class KernelPaths:
     """Where the kernel's interfaces are; :meth:`under` roots them in a test tree."""
 
+    root: str = "/"
     proc: str = "/proc"
     sys: str = "/sys"
     lib_modules: str = "/lib/modules"
@@ -267,7 +268,7 @@ def container(paths: KernelPaths | None = None) -> str:
         return text.strip()
     if os.path.exists(os.path.join(paths.run, ".containerenv")):
         return "podman"
-    if os.path.exists("/.dockerenv") and paths == KernelPaths():
+    if os.path.exists(os.path.join(paths.root, ".dockerenv")):
         return "docker"
     return ""
 

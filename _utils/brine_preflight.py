@@ -17,8 +17,12 @@ A problem is ``{"check", "found", "expected"}``; the runner prints it as
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import json
 import os
+import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -33,26 +37,29 @@ import brine_kernel
 #: under /var/lib (MiB), and the TCP ports its components listen on. A node with
 #: several roles needs the largest of each minimum and every port. Memory as
 #: kubespray's minimal_master_memory_mb / minimal_node_memory_mb; CPUs as
-#: kubeadm's preflight (2 for a control-plane node). ``"api"`` is env.api_port.
+#: kubeadm's preflight (2 for a control-plane node). ``"api"`` is env.api_port;
+#: ``owner`` is the process name (as /proc/<pid>/comm, 15 characters at most) of
+#: the component itself, which may hold its port when the deploy runs again.
 REQUIREMENTS: dict[str, dict[str, Any]] = {
     "master": {
         "cpus": 2, "memory_mib": 1500, "disk_mib": 4096,
         "ports": [
-            {"port": "api", "for": "kube-apiserver"},
-            {"port": 10250, "for": "kubelet"},
-            {"port": 10257, "for": "kube-controller-manager"},
-            {"port": 10259, "for": "kube-scheduler"},
+            {"port": "api", "for": "kube-apiserver", "owner": "kube-apiserver"},
+            {"port": 10250, "for": "kubelet", "owner": "kubelet"},
+            {"port": 10257, "for": "kube-controller-manager", "owner": "kube-controller"},
+            {"port": 10259, "for": "kube-scheduler", "owner": "kube-scheduler"},
         ],
     },
     "etcd": {
         "cpus": 1, "memory_mib": 1024, "disk_mib": 4096,
-        "ports": [{"port": 2379, "for": "etcd clients"}, {"port": 2380, "for": "etcd peers"}],
+        "ports": [{"port": 2379, "for": "etcd clients", "owner": "etcd"},
+                  {"port": 2380, "for": "etcd peers", "owner": "etcd"}],
     },
     "worker": {
         "cpus": 1, "memory_mib": 1024, "disk_mib": 4096,
         "ports": [
-            {"port": 10250, "for": "kubelet"},
-            {"port": "api", "address": "127.0.0.1", "for": "the API load balancer"},
+            {"port": 10250, "for": "kubelet", "owner": "kubelet"},
+            {"port": "api", "address": "127.0.0.1", "for": "the API load balancer", "owner": "nginx"},
         ],
     },
 }
@@ -95,7 +102,8 @@ def requirements_for(roles: Iterable[str], api_port: int = 6443,
     """
     What a node with ``roles`` needs: the largest minimum of its roles (after
     ``overrides``, ``{role: {cpus|memory_mib|disk_mib: n}}``) and every port
-    (``{"port", "address", "for"}``, address None for any).
+    (``{"port", "address", "for", "owners"}``, address None for any; owners:
+    the process names that may hold it, its own component's).
     """
     overrides = overrides or {}
     need: dict[str, Any] = {"cpus": 1, "memory_mib": 0, "disk_mib": 0, "ports": []}
@@ -110,7 +118,8 @@ def requirements_for(roles: Iterable[str], api_port: int = 6443,
             address = port.get("address")
             if (address, number) not in seen:
                 seen.add((address, number))
-                need["ports"].append({"port": number, "address": address, "for": port["for"]})
+                need["ports"].append({"port": number, "address": address, "for": port["for"],
+                                      "owners": [port["owner"]] if port.get("owner") else []})
     return need
 
 
@@ -241,9 +250,9 @@ def tcp_listeners(proc_net_files: Iterable[str]) -> list[Listener]:
     return listeners
 
 
-def socket_owners(proc: str, inodes: set[str]) -> dict[str, str]:
-    """``{socket inode: "<comm> (pid <n>)"}`` for the inodes asked, from /proc/<pid>/fd."""
-    owners: dict[str, str] = {}
+def socket_owners(proc: str, inodes: set[str]) -> dict[str, tuple[str, str]]:
+    """``{socket inode: (comm, pid)}`` for the inodes asked, from /proc/<pid>/fd."""
+    owners: dict[str, tuple[str, str]] = {}
     if not inodes:
         return owners
     try:
@@ -264,7 +273,7 @@ def socket_owners(proc: str, inodes: set[str]) -> dict[str, str]:
             inode = target[len("socket:["):-1] if target.startswith("socket:[") else None
             if inode in inodes and inode not in owners:
                 comm = (brine_kernel.read_text(os.path.join(proc, pid, "comm")) or "?").strip()
-                owners[inode] = f"{comm} (pid {pid})"
+                owners[inode] = (comm, pid)
     return owners
 
 
@@ -283,7 +292,7 @@ def local_addresses(proc: str) -> set[str]:
     """Addresses configured on this node's interfaces (its network namespace): fib_trie and if_inet6."""
     found = set()
     lines = (brine_kernel.read_text(os.path.join(proc, "net", "fib_trie")) or "").splitlines()
-    for previous, line in zip(lines, lines[1:], strict=False):
+    for previous, line in itertools.pairwise(lines):
         if line.strip() == "/32 host LOCAL" and "|--" in previous:
             found.add(previous.split("|--", 1)[1].strip())
     for line in (brine_kernel.read_text(os.path.join(proc, "net", "if_inet6")) or "").splitlines():
@@ -306,8 +315,11 @@ def installed_packages(dpkg_status: str) -> set[str]:
     return packages
 
 
+MOUNT_FLAGS = frozenset({"rw", "ro", "nosuid", "nodev", "noexec", "relatime", "noatime", "strictatime", "sync"})
+
+
 def mounted_cgroups(proc: str) -> tuple[str, set[str]]:
-    """("v2" | "v1" | "hybrid" | "none", the controllers available) from /proc/self/mounts and /proc/cgroups."""
+    """("v2" | "v1" | "hybrid" | "none", the v1 hierarchies mounted) from /proc/self/mounts."""
     text = brine_kernel.read_text(os.path.join(proc, "self", "mounts")) or ""
     v1, v2_at = set(), None
     for line in text.splitlines():
@@ -317,7 +329,7 @@ def mounted_cgroups(proc: str) -> tuple[str, set[str]]:
         if fields[2] == "cgroup2":
             v2_at = v2_at or fields[1]
         elif fields[2] == "cgroup":
-            v1 |= {option for option in fields[3].split(",") if option not in ("rw", "ro") and "=" not in option}
+            v1 |= {option for option in fields[3].split(",") if option not in MOUNT_FLAGS and "=" not in option}
     if v2_at == "/sys/fs/cgroup":
         return "v2", set()
     if v1:
@@ -338,13 +350,13 @@ def v2_controllers(sys_root: str) -> set[str]:
 class Probes:
     """What the checks read apart from files: each replaceable in tests."""
 
-    cpus: Callable[[], int] = lambda: len(os.sched_getaffinity(0))
-    disk_free_mib: Callable[[str], int] = None  # type: ignore[assignment]
-    which: Callable[[str], str | None] = None  # type: ignore[assignment]
-    service_active: Callable[[str], bool] = None  # type: ignore[assignment]
-    modprobe: Callable[[str], tuple[bool, str]] = brine_kernel.modprobe_dry_run
-    hostname: Callable[[], str] = socket.gethostname
-    macs: Callable[[], dict[str, str]] = None  # type: ignore[assignment]
+    cpus: Callable[[], int] | None = None
+    disk_free_mib: Callable[[str], int] | None = None
+    which: Callable[[str], str | None] | None = None
+    service_active: Callable[[str], bool] | None = None
+    modprobe: Callable[[str], tuple[bool, str]] | None = None
+    hostname: Callable[[], str] | None = None
+    macs: Callable[[], dict[str, str]] | None = None
 
 
 def _nearest_existing(path: str) -> str:
@@ -367,6 +379,8 @@ def node_checks(
     min_memory_mib: int,
     min_disk_mib: int,
     modules: list[str],
+    sysctls: dict[str, Any] | None = None,
+    tolerated: Iterable[str] = (),
     kube_proxy_mode: str = "iptables",
     runtime: str = "containerd",
     name: str | None = None,
@@ -399,7 +413,7 @@ def node_checks(
         report.problem("init", f"PID 1 is {init}", "systemd as PID 1 (containerd, kubelet and etcd are systemd services)")
 
     # CPU, memory, disk
-    cpus = probes.cpus()
+    cpus = (probes.cpus or (lambda: len(os.sched_getaffinity(0))))()
     facts["cpus"] = cpus
     if cpus < min_cpus:
         report.problem("cpus", f"{cpus} CPU(s)", f"at least {min_cpus} for roles {', '.join(roles)}")
@@ -446,7 +460,8 @@ def node_checks(
     release_name = facts["kernel"]
     facts["modules"] = {}
     for module in modules:
-        status = brine_kernel.module_status(module, paths, release_name, probes.modprobe)
+        status = brine_kernel.module_status(module, paths, release_name,
+                                            probes.modprobe or brine_kernel.modprobe_dry_run)
         facts["modules"][module] = status.state
         if not status.available:
             why = f" (kube_proxy.mode {kube_proxy_mode})" if module in IPVS_MODULES and kube_proxy_mode == "ipvs" else ""
@@ -454,25 +469,48 @@ def node_checks(
             report.problem(f"kernel module {module}", status.detail,
                            f"{module} loaded, built in or loadable{why}{fix}")
 
+    # sysctl entries the os step will set: each must hold already, or be settable here.
+    tolerated = set(tolerated)
+    for key, value in (sysctls or {}).items():
+        wanted, found = brine_kernel.normalize(value), brine_kernel.read_sysctl(key, paths)
+        if found is None or found == wanted:
+            continue  # None: its module is not loaded yet (the module check covers it)
+        if facts["container"] and brine_kernel.kernel_wide(key):
+            why = f"kernel-wide, owned by the host ({facts['container']} container)"
+        elif not brine_kernel.sysctl_writable(key, paths):
+            why = "read-only here" + (" (kernel-wide)" if brine_kernel.kernel_wide(key) else "")
+        else:
+            continue  # the os step sets it
+        shown = found or "(empty)"
+        if key in tolerated:
+            report.warning(f"sysctl {key}", f"{shown}, {why}", f"{wanted} (the os step keeps the host's value: tolerated)")
+        else:
+            report.problem(f"sysctl {key}", f"{shown}, {why}", f"{wanted}, or an entry the os step can set")
+
     # Ports
     listeners = tcp_listeners([os.path.join(paths.proc, "net", "tcp"), os.path.join(paths.proc, "net", "tcp6")])
-    taken: list[tuple[str, Listener, str]] = []
+    taken: list[tuple[str, Listener, str, list[str]]] = []
     for port in ports:
         for listener in listeners:
             if conflicts(listener, int(port["port"]), port.get("address")):
                 where = f"{port['address']}:{port['port']}" if port.get("address") else f"{port['port']}"
-                taken.append((f"port {where}", listener, f"free for {port['for']}"))
+                taken.append((f"port {where}", listener, f"free for {port['for']}", list(port.get("owners") or [])))
     low, high = nodeport_range
     for listener in listeners:
         if low <= listener.port <= high:
-            taken.append((f"port {listener.port}", listener, f"no listener in the NodePort range {low}-{high}"))
-    owners = socket_owners(paths.proc, {listener.inode for _, listener, _ in taken})
+            taken.append((f"port {listener.port}", listener, f"no listener in the NodePort range {low}-{high}", []))
+    owners = socket_owners(paths.proc, {listener.inode for _, listener, _, _ in taken})
     seen = set()
-    for check, listener, expected in taken:
+    facts["ports_held_by_own_components"] = []
+    for check, listener, expected, allowed in taken:
         if (check, listener.shown()) in seen:
             continue
         seen.add((check, listener.shown()))
-        owner = owners.get(listener.inode, "a process")
+        comm, pid = owners.get(listener.inode, ("", ""))
+        if comm and comm in allowed:  # the component itself, from an earlier deploy
+            facts["ports_held_by_own_components"].append(f"{listener.shown()} {comm}")
+            continue
+        owner = f"{comm} (pid {pid})" if comm else "a process"
         report.problem(check, f"{owner} listening on {listener.shown()}", expected)
 
     # The node's address
@@ -488,11 +526,7 @@ def node_checks(
     for package in conflicting.get("packages", ()):
         if package in installed:
             report.problem(f"package {package}", "installed", f"not installed: another container runtime next to {runtime}")
-    which = probes.which
-    if which is None:
-        import shutil
-
-        which = shutil.which
+    which = probes.which or shutil.which
     for binary in conflicting.get("binaries", ()):
         location = which(binary)
         if location:
@@ -504,7 +538,7 @@ def node_checks(
                            "inactive: a host firewall drops pod and service traffic behind kube-proxy's back")
 
     # Identity, for the cross-node checks on the deploy side.
-    facts["hostname"] = probes.hostname()
+    facts["hostname"] = (probes.hostname or socket.gethostname)()
     if name and facts["hostname"] != name:
         report.warning("hostname", facts["hostname"], f"{name}, the inventory's name (kubelet registers as {name})")
     facts["macs"] = (probes.macs or interface_macs)()
@@ -516,8 +550,6 @@ def node_checks(
 
 
 def service_active(service: str) -> bool:
-    import subprocess
-
     try:
         proc = subprocess.run(["systemctl", "is-active", "--quiet", f"{service}.service"], timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -531,9 +563,6 @@ def interface_macs() -> dict[str, str]:
     (``ip -j link``): /sys/class/net shows the namespace that mounted /sys,
     which on a container node is its host's. Loopback and all-zero MACs left out.
     """
-    import json
-    import subprocess
-
     try:
         proc = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True, timeout=30, check=False)
         links = json.loads(proc.stdout) if proc.returncode == 0 else []

@@ -11,12 +11,15 @@ a rendered text whole.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import salt.config
+import salt.loader.lazy
 import salt.minion
 import salt.utils.data
 import salt.utils.secret
@@ -37,6 +40,25 @@ class RenderedFile:
     state_id: str
     sls: str
     text: str
+
+
+@contextlib.contextmanager
+def _own_loader_namespace() -> Iterator[None]:
+    """
+    Load the render minion's modules under a namespace of their own. Salt's
+    loaders share module objects in ``sys.modules`` under ``salt.loaded.*`` and
+    pack each loader's ``__opts__`` into them: a minion made here in a
+    salt-run process (an orchestrate step calling cluster.egress or
+    cluster.preflight) would leave that process's own ``saltutil`` reading the
+    render minion's opts, and its later salt-ssh steps would find no roster.
+    Salt does the same for its proxy minions (``<id>.salt.loaded``).
+    """
+    saved = salt.loader.lazy.LOADED_BASE_NAME
+    salt.loader.lazy.LOADED_BASE_NAME = "brine_render.salt.loaded"
+    try:
+        yield
+    finally:
+        salt.loader.lazy.LOADED_BASE_NAME = saved
 
 
 def _minion(master_opts: dict[str, Any], minion_id: str, grains: dict[str, Any]) -> salt.minion.SMinion:
@@ -63,6 +85,12 @@ def render_states(master_opts: dict[str, Any], minion_id: str, mods: list[str] |
     salt/top.sls) would manage on ``minion_id``, rendered. Raises RuntimeError
     naming the SLS when the states do not compile.
     """
+    with _own_loader_namespace():
+        return _render_states(master_opts, minion_id, mods, grains)
+
+
+def _render_states(master_opts: dict[str, Any], minion_id: str, mods: list[str] | None,
+                   grains: dict[str, Any] | None) -> list[RenderedFile]:
     minion = _minion(master_opts, minion_id, grains or {})
     if mods is None:
         mods = [mod for mods_of_env in minion.functions["state.show_top"]().values() for mod in mods_of_env]
@@ -95,3 +123,18 @@ def render_states(master_opts: dict[str, Any], minion_id: str, mods: list[str] |
             continue
         rendered.append(RenderedFile(chunk["name"], chunk["__id__"], chunk["__sls__"], text))
     return rendered
+
+
+def low_chunks(master_opts: dict[str, Any], minion_id: str, mods: list[str],
+               grains: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """
+    Every state (not only files) the SLS ``mods`` compile to on ``minion_id``,
+    as Salt's low chunks (``state``, ``fun``, ``name``, ``__id__`` and the
+    state's arguments). Raises RuntimeError naming the SLS when they do not compile.
+    """
+    with _own_loader_namespace():
+        minion = _minion(master_opts, minion_id, grains or {})
+        low = minion.functions["state.show_low_sls"](mods)
+    if isinstance(low, list) and low and isinstance(low[0], str):
+        raise RuntimeError(f"{minion_id}: {', '.join(mods)} do not compile: " + "; ".join(low))
+    return low

@@ -7,12 +7,18 @@ base:
   'brine_node:roles:master':
     - match: pillar
     - offline_repo
+    - os_base
     - bundle_ca
     - runtime
     - prefetch
   'brine_node:roles:worker':
     - match: pillar
     - offline_repo
+    - os_base
     - bundle_ca
     - runtime
     - prefetch
+  'brine_node:roles:etcd':
+    - match: pillar
+    - offline_repo
+    - etcd

@@ -67,3 +67,4 @@ class TestCluster:
 
     def down(self) -> None:
         self.testbed.down()
+

@@ -8,7 +8,7 @@
   any step runs: nothing here may depend on what a step produces; the secrets
   every later step needs are made by a step of their own, early.
   Steps (see ../shared/design/ARCHITECTURE.md): validate, secrets, reach,
-  bundle served, runtime, prefetch; later issues add control plane, LB,
+  preflight, bundle served, os, runtime, prefetch; later issues add control plane, LB,
   workers, network, record, day-2 agent.
 -#}
 {%- set cluster = pillar.get('cluster', '') %}
@@ -34,6 +34,16 @@ cluster-nodes-reachable:
     - require:
       - brine_cluster: cluster-secrets-present
 
+{#- Read-only checks on every node at once, then across nodes (hostnames, MACs,
+    clocks) and the zero-egress check; every problem reported together, and
+    nothing changed anywhere when any is found. #}
+cluster-preflight-passed:
+  brine_cluster.check_passed:
+    - check: preflight
+    - cluster: {{ cluster | json }}
+    - require:
+      - brine_cluster: cluster-nodes-reachable
+
 cluster-bundle-served:
   salt.state:
     - tgt: {{ ("deploy." ~ cluster) | json }}
@@ -41,7 +51,19 @@ cluster-bundle-served:
     - sls:
       - bundle_server
     - require:
-      - brine_cluster: cluster-nodes-reachable
+      - brine_cluster: cluster-preflight-passed
+
+{#- Kernel modules, sysctl, swap, /etc/hosts and base packages on every node
+    (packages come from the file server the step before brought up). #}
+cluster-os-ready:
+  salt.state:
+    - tgt: {{ nodes | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - os_base
+    - require:
+      - salt: cluster-bundle-served
 
 {#- containerd (or Docker) on every node, its mirrors pointing every public
     registry name at the private registry. #}
@@ -53,7 +75,7 @@ cluster-runtime-ready:
     - sls:
       - runtime
     - require:
-      - salt: cluster-bundle-served
+      - salt: cluster-os-ready
 
 {#- Every binary and image each node's roles need, on all nodes at once. #}
 cluster-artifacts-prefetched:
@@ -65,3 +87,19 @@ cluster-artifacts-prefetched:
       - prefetch
     - require:
       - salt: cluster-runtime-ready
+
+{#- etcd on every etcd member at once (they start together: a member is ready
+    only when the cluster has a leader): the offline repository, then etcd with
+    TLS, its health gate and the backup timer. Its members are read from the
+    pillar now, at render time. #}
+{%- set etcd_members = salt['saltutil.runner']('cluster.members', cluster=cluster, role='etcd') %}
+cluster-etcd-healthy:
+  salt.state:
+    - tgt: {{ etcd_members | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - offline_repo
+      - etcd
+    - require:
+      - salt: cluster-bundle-served

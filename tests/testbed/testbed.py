@@ -397,6 +397,12 @@ class Testbed:
                 sh([*_nsenter(pid1), "systemctl", "daemon-reload"], check=False, timeout=30)
                 stalled_since = None
             time.sleep(0.2)
+        # nspawn makes /proc/sys/net writable only with --private-network, not with
+        # --network-namespace-path: give the node its own namespace's net.* back.
+        # Kernel-wide entries (kernel.*, vm.*, fs.*) stay read-only: they are this machine's.
+        sh(["nsenter", f"--target={pid1}", "--mount", "--", "sh", "-c",
+            "grep -q ' /proc/sys/net ' /proc/self/mountinfo || "
+            "{ mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net; }"])
         if state == "degraded":
             failed = sh([*_nsenter(pid1), "systemctl", "--failed", "--plain", "--no-legend"], check=False).stdout
             self.log(f"{node.name}: degraded; failed units:\n{failed.rstrip()}")

@@ -27,6 +27,8 @@ ALLOWED = brine_egress.Allowed.for_cluster(ENV, NODES)
     "  url: http://10.96.0.10:9153/metrics",
     "# image: docker.io/library/nginx (a comment: never fetched)",
     "  image: {{ registry }}/pause",
+    "  --listen-client-urls=https://10.77.0.11:2379,https://127.0.0.1:2379 \\",
+    "  --initial-cluster=master1=https://10.77.0.11:2380,worker1=https://10.77.0.21:2380 \\",
 ])
 def test_references_that_stay_inside_pass(line):
     assert brine_egress.scan_text("f", line, ALLOWED) == []
@@ -44,6 +46,8 @@ def test_references_that_stay_inside_pass(line):
     ("  url: http://10.77.0.1:9999/other-port", "http://10.77.0.1:9999/other-port"),
     ("  image: 10.77.0.1:5001/pause:3.10", "10.77.0.1:5001/pause:3.10"),
     ('  server = "https://192.0.2.10:443"', "https://192.0.2.10:443"),
+    ("  --etcd-servers=https://10.77.0.11:2379,https://192.0.2.10:2379", "https://192.0.2.10:2379"),
+    ("  url: https://192.0.2.10:23x9/", "https://192.0.2.10:23x9/"),
 ])
 def test_references_that_leave_are_named(line, reference):
     findings = brine_egress.scan_text("deploy/pod.yaml", "first: line\n" + line, ALLOWED)

@@ -1,0 +1,3 @@
+include:
+  - os_base.installed
+  - os_base.configured
