@@ -96,7 +96,7 @@ mod_field() { # module@version field
 go_id() { printf 'go %s %s/%s CGO_ENABLED=%s' "$("$GO" env GOVERSION)" "$GOOS" "$GOARCH" "$CGO_ENABLED"; }
 
 k8s_ldflags() { # version build-date
-	local minor=${1#v1.} key val flags="-s -w"
+	local minor=${1#v1.} kv key val flags="-s -w"
 	minor=${minor%%.*}
 	for kv in "gitVersion=$1" gitMajor=1 "gitMinor=$minor" gitTreeState=clean "buildDate=$2"; do
 		key=${kv%%=*} val=${kv#*=}
@@ -137,7 +137,8 @@ build_k8s() { # version
 		printf ')\n'
 	} >"$out/mod/go.mod.new"
 	grep -q '=> k8s.io/api ' "$out/mod/go.mod.new" || die "no k8s.io/* => ./staging/ replace found in $gomod"
-	if ! cmp -s "$out/mod/go.mod.new" "$out/mod/go.mod.in"; then
+	# The module is resolved again only when the go.mod we generate changes.
+	if ! cmp -s "$out/mod/go.mod.new" "$out/mod/go.mod.in" || [ ! -f "$out/mod/go.sum" ]; then
 		cp "$out/mod/go.mod.new" "$out/mod/go.mod"
 		rm -f "$out/mod/go.sum"
 		t=$(now)

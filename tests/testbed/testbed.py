@@ -249,11 +249,16 @@ class Testbed:
         )
 
     def _healthy(self) -> bool:
-        """Whether the cluster is up as the pillar describes it, every node booted (a failed
-        unit, "degraded", still counts: what runs on the nodes is not the testbed's business)."""
+        """Whether the cluster is up as the pillar describes it, for this client key (a
+        testbed made from another checkout authorised another key), every node booted (a
+        failed unit, "degraded", still counts: what runs on the nodes is not the testbed's
+        business)."""
         try:
-            recorded = json.loads(self.state_file.read_text())["nodes"]
+            state = json.loads(self.state_file.read_text())
+            recorded = state["nodes"]
         except (OSError, ValueError, KeyError):
+            return False
+        if state.get("ssh_key") != str(self.ssh_key_path):
             return False
         wanted = [{"name": node.name, "address": node.address} for node in self.spec.machines]
         if [{"name": node["name"], "address": node["address"]} for node in recorded] != wanted:
