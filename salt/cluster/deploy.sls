@@ -8,8 +8,8 @@
   any step runs: nothing here may depend on what a step produces; the secrets
   every later step needs are made by a step of their own, early.
   Steps (see ../shared/design/ARCHITECTURE.md): validate, secrets, reach,
-  preflight, bundle served, os, runtime, prefetch; later issues add control plane, LB,
-  workers, network, record, day-2 agent.
+  preflight, bundle served, os, runtime, prefetch, etcd; later issues add
+  control plane, LB, workers, network, record, day-2 agent.
 -#}
 {%- set cluster = pillar.get('cluster', '') %}
 {#- Targets come from the pillar now, at render time; [] for an invalid pillar,
@@ -102,4 +102,4 @@ cluster-etcd-healthy:
       - offline_repo
       - etcd
     - require:
-      - salt: cluster-bundle-served
+      - salt: cluster-artifacts-prefetched

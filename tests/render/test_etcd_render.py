@@ -136,11 +136,19 @@ def show(env, sls, pillar):
 
 
 def test_deploy_applies_etcd_to_the_members(env):
-    step = show(env, "cluster.deploy", {"cluster": "demo"})["cluster-etcd-healthy"]
+    steps = show(env, "cluster.deploy", {"cluster": "demo"})
+    step = steps["cluster-etcd-healthy"]
     assert step["tgt"] == [f"{member}.demo" for member in MEMBERS]
     assert step["tgt_type"] == "list" and step["ssh"] is True
     assert step["sls"] == ["offline_repo", "etcd"]
-    assert {"salt": "cluster-bundle-served"} in step["require"]
+
+    def before(sid):
+        """Every step ``sid`` waits for, directly or not."""
+        direct = [value for item in steps[sid].get("require", []) for value in item.values()]
+        return set(direct).union(*(before(other) for other in direct))
+
+    # It runs only once the file server it installs from is up (and after whatever the lead chains before it).
+    assert "cluster-bundle-served" in before("cluster-etcd-healthy")
 
 
 def test_the_restore_orchestrate_targets_the_members(env):
