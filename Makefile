@@ -6,10 +6,24 @@ CLUSTER ?= demo
 # The Kubernetes release line of the bundle (salt/bundle/manifests/<RELEASE>.yaml).
 RELEASE ?= 1.37
 # Upstream is unreachable here: the demo and tests build the bundle from a local
-# mirror assembled from what this machine can get (tests/mirror).
-MIRROR ?= /var/cache/brine/mirror/$(RELEASE)
+# mirror assembled from what this machine can get (tests/mirror). Its Kubernetes is
+# KUBERNETES=built: real binaries and images from `make k8s-artifacts` (the demo, the
+# end-to-end lanes), or KUBERNETES=standins: tests/standins (the lanes that stop before
+# Kubernetes runs; no Go build needed).
+KUBERNETES ?= built
+K8S_CACHE ?= /var/cache/brine/k8s
+ifeq ($(KUBERNETES),standins)
+MIRROR ?= /var/cache/brine/mirror/$(RELEASE)-standins
 # The testbed's deploy node sees this folder as /srv/brine/incoming.
+BUNDLE ?= /var/cache/brine/bundles/brine-$(RELEASE)-amd64-standins.tar
+MIRROR_KUBERNETES :=
+MIRROR_NEEDS :=
+else
+MIRROR ?= /var/cache/brine/mirror/$(RELEASE)
 BUNDLE ?= /var/cache/brine/bundles/brine-$(RELEASE)-amd64.tar
+MIRROR_KUBERNETES := --kubernetes-from $(K8S_CACHE)
+MIRROR_NEEDS := k8s-release
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
 SALT_RUN := $(VENV)/bin/salt-run
@@ -18,11 +32,17 @@ SALT_RUN := $(VENV)/bin/salt-run
 DEBIAN_PACKAGES := python3 python3-venv debootstrap systemd-container nftables \
 	openssh-client iproute2 ca-certificates gcc libc6-dev skopeo
 PYTEST_ARGS ?=
-# The Kubernetes versions `make k8s-artifacts` builds from Go modules (tests/k8s/build.sh).
+# The Kubernetes versions `make k8s-artifacts` builds from Go modules (tests/k8s/build.sh);
+# the pair Day two's upgrade goes between. v1.20.2 (the kubeadm v1beta2 lane) comes from
+# Debian's source package.
 K8S_VERSIONS ?= v1.36.3 v1.37.2
+# What the bundle of each release line needs built (k8s-release).
+K8S_PARTS_1.37 := K8S_VERSIONS=v1.37.2 tests/k8s/build.sh k8s crictl cni coredns
+K8S_PARTS_1.36 := K8S_VERSIONS=v1.36.3 tests/k8s/build.sh k8s crictl cni coredns
+K8S_PARTS_1.20 := tests/k8s/build.sh debian crictl cni
 
 .PHONY: setup debian-packages venv salt-config test test-fast docs lint demo deploy mirror bundle \
-	testbed-up testbed-down testbed-status bench clean k8s-artifacts
+	testbed-up testbed-down testbed-status bench clean k8s-artifacts k8s-release
 
 ## setup: Debian packages, the pinned venv, Salt's config for this checkout
 setup: debian-packages venv salt-config
@@ -82,8 +102,8 @@ lint: venv
 demo: setup bundle testbed-up deploy
 
 ## mirror: the local stand-in for upstream (Debian packages, wheels, locally built images and binaries)
-mirror: setup
-	$(PY) -m tests.mirror build --manifest salt/bundle/manifests/$(RELEASE).yaml --out $(MIRROR)
+mirror: setup $(MIRROR_NEEDS)
+	$(PY) -m tests.mirror build --manifest salt/bundle/manifests/$(RELEASE).yaml --out $(MIRROR) $(MIRROR_KUBERNETES)
 
 ## bundle: the offline bundle from the mirror; unpinned sums taken from the mirror's published ones
 bundle: mirror salt-config
@@ -109,7 +129,11 @@ testbed-status: venv
 ## K8S_VERSIONS, crictl, the CNI plugins and CoreDNS, built from Go modules into
 ## /var/cache/brine/k8s (outside the work tree; a warm run rebuilds nothing)
 k8s-artifacts:
-	K8S_VERSIONS="$(K8S_VERSIONS)" tests/k8s/build.sh
+	K8S_VERSIONS="$(K8S_VERSIONS)" BRINE_K8S_CACHE=$(K8S_CACHE) tests/k8s/build.sh
+
+# Only what the bundle of RELEASE needs.
+k8s-release:
+	BRINE_K8S_CACHE=$(K8S_CACHE) $(K8S_PARTS_$(RELEASE))
 
 bench: setup
 	$(PY) tests/bench/testbed_bench.py

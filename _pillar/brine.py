@@ -9,6 +9,11 @@ cluster's env and inventory as written.
 ``brine_node``
     This machine: name, address, roles (``deploy`` for the deploy node), so the
     top file and states can match on roles.
+``brine_kubeadm``
+    A node's kubeadm configuration (``config``: init on the first master, join
+    elsewhere; it holds the bootstrap token), its patches (``patches``: file
+    name -> content), the command that brings it in (``command``) and the
+    config API (``api_version``), rendered by ``_utils/brine_kubeadm.py``.
 ``brine_secrets``
     The secrets its states need, and only those, from ``.brine/clusters/<cluster>/``
     on the deploy side (made by ``salt-run cluster.secrets``):
@@ -21,7 +26,13 @@ cluster's env and inventory as written.
   certificate (``ca_crt``) and the health-check client pair
   (``healthcheck_client_crt``, ``healthcheck_client_key``); each master the CA
   certificate and the API server's client pair (``apiserver_etcd_client_crt``,
-  ``apiserver_etcd_client_key``). The etcd CA key goes to no machine.
+  ``apiserver_etcd_client_key``). The etcd CA key goes to no machine;
+- under ``kubernetes``: every node the bootstrap token (``bootstrap_token``), the
+  cluster CA certificate and its pin (``ca_crt``, ``ca_cert_hash``, public; the
+  load balancer checks the API servers with it); each master also the CA key, the
+  front-proxy CA and the service-account pair (``ca_key``,
+  ``front_proxy_ca_crt``, ``front_proxy_ca_key``, ``sa_key``, ``sa_pub``), which
+  kubeadm uses where it finds them.
 
 States write these to 0600 files with ``show_changes: False``; nothing here is
 ever printed or logged.
@@ -39,11 +50,15 @@ import logging
 import os
 
 import brine_cluster
+import brine_kubeadm
 import brine_pillar
+import brine_pki
+import yaml
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "brine"
+_CACHE = {}
 
 
 def __virtual__():
@@ -99,7 +114,12 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
     etcd = _etcd_secrets(os.path.join(pki, "etcd"), this)
     if etcd:
         secrets["etcd"] = etcd
-    return {**full, "brine_node": this, "brine_secrets": secrets}
+    kubernetes = _kubernetes_secrets(os.path.join(pki, "kubernetes"), os.path.join(state, "secrets"), this)
+    extra = {}
+    if kubernetes:
+        secrets["kubernetes"] = kubernetes
+        extra["brine_kubeadm"] = _kubeadm(full, this, kubernetes)
+    return {**full, "brine_node": this, "brine_secrets": secrets, "brine_version": _brine_version(), **extra}
 
 
 def _etcd_secrets(folder, node):
@@ -126,3 +146,51 @@ def _etcd_secrets(folder, node):
     except OSError:
         log.info("the etcd certificates of %s are not made yet (salt-run cluster.secrets)", node["name"])
         return {}
+
+
+def _kubernetes_secrets(folder, secrets_folder, node):
+    """The Kubernetes secrets this machine needs (see the module's docstring); {} for the deploy node or before they exist."""
+    if node["name"] == brine_pillar.DEPLOY_NODE:
+        return {}
+    try:
+        ca_crt = _read(os.path.join(folder, "ca.crt"))
+        files = {"bootstrap_token": _read(os.path.join(secrets_folder, "bootstrap-token")).strip(),
+                 "ca_cert_hash": brine_pki.ca_cert_hash(ca_crt), "ca_crt": ca_crt}
+        if "master" in node["roles"]:
+            files.update(
+                ca_key=_read(os.path.join(folder, "ca.key")),
+                front_proxy_ca_crt=_read(os.path.join(folder, "front-proxy-ca.crt")),
+                front_proxy_ca_key=_read(os.path.join(folder, "front-proxy-ca.key")),
+                sa_key=_read(os.path.join(folder, "sa.key")), sa_pub=_read(os.path.join(folder, "sa.pub")),
+            )
+        return files
+    except (OSError, ValueError):
+        log.info("the Kubernetes secrets of %s are not made yet (salt-run cluster.secrets)", node["name"])
+        return {}
+
+
+def _brine_version():
+    """``git describe`` of this checkout (what the cluster record says deployed it)."""
+    if "brine_version" not in _CACHE:
+        import subprocess  # pylint: disable=import-outside-toplevel
+
+        proc = subprocess.run(["git", "-C", brine_cluster.repo_root(__opts__), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, check=False)
+        _CACHE["brine_version"] = proc.stdout.strip() if proc.returncode == 0 else "unknown"
+    return _CACHE["brine_version"]
+
+
+def _kubeadm(full, node, kubernetes):
+    """The ``brine_kubeadm`` pillar of a node (see the module's docstring)."""
+    inventory_node = next(n for n in full["inventory"]["nodes"] if n["name"] == node["name"])
+    config_file = "/etc/kubernetes/brine/kubeadm.yaml"
+    return {
+        "api_version": brine_kubeadm.api_version(full["env"]["kubernetes_version"]),
+        "config": brine_kubeadm.render(full["env"], full["inventory"], inventory_node, kubernetes["bootstrap_token"],
+                                       kubernetes["ca_cert_hash"]),
+        "patches": brine_kubeadm.patches(full["env"], inventory_node),
+        "command": brine_kubeadm.command(full["env"], inventory_node, full["inventory"], config_file),
+        "config_file": config_file,
+        "standalone_kubelet_config": yaml.safe_dump(brine_kubeadm.standalone_kubelet_configuration(full["env"]),
+                                                    sort_keys=False),
+    }

@@ -330,9 +330,11 @@ def secrets(cluster=None):
     """
     Make the cluster's secrets on the deploy side, once, before any step needs
     them: the CA nodes trust for the deploy node's services, the registry's TLS
-    certificate for its address, the registry's credentials, and the etcd PKI
+    certificate for its address, the registry's credentials, the etcd PKI
     (its CA, each member's server and peer certificates, the health-check and
-    API server client certificates). Files holding keys and passwords are 0600
+    API server client certificates), and what kubeadm finds in place: the
+    cluster CA, the front-proxy CA, the service-account keys and the bootstrap
+    token (printed only as "made"/"present"; the CA's hash is public). Files holding keys and passwords are 0600
     under ``.brine/clusters/<name>/``; nothing secret is printed. The
     ``brine_secrets`` pillar hands each machine only what it needs.
 
@@ -353,6 +355,7 @@ def secrets(cluster=None):
     _, credentials_made = brine_pki.ensure_registry_credentials(loaded.registry_credentials)
     etcd_members = {node["name"]: node["address"] for node in loaded.nodes if "etcd" in node["roles"]}
     etcd = brine_pki.ensure_etcd_pki(loaded.etcd_pki_dir, cluster, etcd_members)
+    kubernetes = brine_pki.ensure_kubernetes_pki(loaded.kubernetes_pki_dir, loaded.bootstrap_token_file, cluster)
     made = {"bundle CA": ca_made, "registry certificate": registry_made, "registry credentials": credentials_made}
 
     def state(was_made):
@@ -372,7 +375,11 @@ def secrets(cluster=None):
     for name in brine_pki.ETCD_CLIENTS:
         lines.append(f"etcd client certificate {name}: {state(f'etcd client certificate {name}' in etcd.made)} "
                      f"({etcd.clients[name].cert_path})")
-    names = [name for name, was_made in made.items() if was_made] + etcd.made
+    lines.append(f"Kubernetes CA: {state(any('Kubernetes CA' in m for m in kubernetes.made))} "
+                 f"({kubernetes.ca.cert_path}; joins pin {kubernetes.ca_cert_hash()})")
+    for what in ("front-proxy CA", "service-account key pair", "bootstrap token"):
+        lines.append(f"{what}: {state(what in kubernetes.made)}")
+    names = [name for name, was_made in made.items() if was_made] + etcd.made + kubernetes.made
     return _report(lines, ok=True, changes={"made": names} if names else {})
 
 

@@ -2,8 +2,9 @@
 Every binary and image a node's roles need, fetched onto the node from the
 deploy node before any Kubernetes step, each verified against the served
 bundle's index: binaries into ``/var/cache/brine/binaries/<name>/<version>/``,
-images into containerd's ``k8s.io`` namespace by their public names (through
-the registry mirrors of the ``containerd`` state).
+images into the runtime (containerd's ``k8s.io`` namespace) by their names in
+the private registry (``<registry>/<path>``), the names kubeadm
+(``imageRepository``), the sandbox image and the API load balancer use.
 
 Example:
 
@@ -81,7 +82,7 @@ def _image_name(artifact):
 
 
 def _private_name(artifact, registry):
-    """Docker has mirrors for docker.io only: it pulls every image by its private name."""
+    """``<registry>/kube-apiserver:v1.37.2`` for ``registry.k8s.io/kube-apiserver:v1.37.2``."""
     return f"{registry}/{_image_name(artifact).split('/', 1)[1]}"
 
 
@@ -113,7 +114,7 @@ def _pull_image(artifact, runtime, registry, username, password):
         ref = _private_name(artifact, registry)
         argv = ["docker", "pull", "--quiet", ref]
     else:
-        ref = _image_name(artifact)
+        ref = _private_name(artifact, registry)
         argv = ["sh", "-c", 'exec ctr -n "$0" images pull --hosts-dir "$1" --user "$BRINE_CREDS" "$2" >/dev/null',
                 NAMESPACE, HOSTS_DIR, ref]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=1800, check=False)
@@ -134,8 +135,7 @@ def present(name, roles, runtime="containerd", registry=None, credentials_pillar
     roles
         This node's roles.
     runtime
-        containerd (images by their public names, through its mirrors) or docker
-        (images by their names in the private registry).
+        containerd or docker (images by their names in the private registry either way).
     registry
         The private registry, host:port (needed with docker).
     credentials_pillar
@@ -152,8 +152,7 @@ def present(name, roles, runtime="containerd", registry=None, credentials_pillar
     wanted = _wanted(index, roles)
     image_artifacts = [a for a in wanted if a["kind"] == "image"]
     images = _images_present(runtime, image_artifacts, registry)
-    pulled_as = {a["url"]: _private_name(a, registry) if runtime == "docker" else _image_name(a)
-                 for a in image_artifacts}
+    pulled_as = {a["url"]: _private_name(a, registry) for a in image_artifacts}
     missing = [a for a in wanted if (a["kind"] == "binary" and not _binary_ok(a))
                or (a["kind"] == "image" and images.get(pulled_as[a["url"]]) != a["sum"])]
     if not missing:
@@ -188,4 +187,101 @@ def present(name, roles, runtime="containerd", registry=None, credentials_pillar
         return ret
     ret.update(result=True, comment="\n".join([*lines, f"{len(fetched)} fetched, {len(wanted) - len(missing)} "
                                                         "already here"]))
+    return ret
+
+
+def _index(base):
+    """The served bundle index (read once per state run)."""
+    key = f"brine_prefetch.index:{base}"
+    if key not in __context__:
+        with urllib.request.urlopen(f"{base}/index.json", timeout=60) as response:
+            __context__[key] = json.load(response)
+    return __context__[key]
+
+
+def _tar_members(path):
+    """{member name without ./: (bytes, mode)} of a release tarball's regular files."""
+    import tarfile  # pylint: disable=import-outside-toplevel
+
+    members = {}
+    with tarfile.open(path) as tarball:
+        for member in tarball.getmembers():
+            name = member.name.removeprefix("./")
+            if not member.isfile() or not name or "/" in name or name.startswith("."):
+                continue
+            members[name] = (tarball.extractfile(member).read(), member.mode & 0o777 or 0o755)
+    return members
+
+
+def binary_installed(name, artifact, bundle_url, extract=False):
+    """
+    Install a binary of the served bundle from this node's prefetch cache (fetched
+    and verified first if the cache lacks it): copied to ``name``, or, with
+    ``extract``, a release tarball's programs unpacked into the directory ``name``.
+    A file already matching is left alone.
+
+    name
+        Destination file (e.g. /usr/local/bin/kubelet), or directory with extract.
+    artifact
+        The binary's name in the bundle index (kubelet, crictl, cni-plugins...).
+    bundle_url
+        The file server's base URL (env.bundle.url).
+
+    .. code-block:: yaml
+
+        kubelet-installed:
+          brine_prefetch.binary_installed:
+            - name: /usr/local/bin/kubelet
+            - artifact: kubelet
+            - bundle_url: http://10.77.0.1:8080
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    base = bundle_url.rstrip("/")
+    try:
+        index = _index(base)
+    except (OSError, ValueError) as error:
+        ret["comment"] = f"cannot read the bundle index at {base}/index.json: {error}"
+        return ret
+    found = [a for a in index["artifacts"] if a["kind"] == "binary" and a["name"] == artifact]
+    if not found:
+        ret["comment"] = f"bundle {index['bundle_id']} carries no binary {artifact}"
+        return ret
+    source = found[0]
+    label = f"{artifact} {source['version']}"
+    try:
+        if not _binary_ok(source):
+            if __opts__["test"]:
+                ret.update(result=None, comment=f"{label} would be fetched and installed", changes={"installed": label})
+                return ret
+            _fetch_binary(base, source)
+        if extract:
+            wanted = _tar_members(_binary_path(source))
+        else:
+            with open(_binary_path(source), "rb") as handle:
+                wanted = {os.path.basename(name): (handle.read(), 0o755)}
+            name = os.path.dirname(name)
+        changed = []
+        for member, (data, mode) in sorted(wanted.items()):
+            target = os.path.join(name, member)
+            if os.path.isfile(target) and os.stat(target).st_mode & 0o777 == mode:
+                with open(target, "rb") as handle:
+                    if hashlib.sha256(handle.read()).digest() == hashlib.sha256(data).digest():
+                        continue
+            changed.append(member)
+            if __opts__["test"]:
+                continue
+            os.makedirs(name, exist_ok=True)
+            partial = f"{target}.brine-partial"
+            with open(partial, "wb") as handle:
+                handle.write(data)
+            os.chmod(partial, mode)
+            os.replace(partial, target)
+    except (OSError, RuntimeError) as error:
+        ret["comment"] = f"{label}: {error}"
+        return ret
+    if not changed:
+        ret.update(result=True, comment=f"{label} is installed in {name}")
+        return ret
+    ret.update(result=None if __opts__["test"] else True, changes={"installed": changed},
+               comment=f"{label}: {'would install' if __opts__['test'] else 'installed'} {', '.join(changed)} in {name}")
     return ret

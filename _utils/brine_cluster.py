@@ -80,6 +80,14 @@ class Cluster:
         return os.path.join(self.state_dir, "pki", "etcd")
 
     @property
+    def kubernetes_pki_dir(self) -> str:
+        return os.path.join(self.state_dir, "pki", "kubernetes")
+
+    @property
+    def bootstrap_token_file(self) -> str:
+        return os.path.join(self.state_dir, "secrets", "bootstrap-token")
+
+    @property
     def registry_credentials(self) -> str:
         return os.path.join(self.state_dir, "secrets", "registry.json")
 

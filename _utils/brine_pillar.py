@@ -215,6 +215,12 @@ class Env(_Strict):
     bundle: Bundle = Field(description="where nodes fetch every artifact: the deploy node's services")
     ssh: SSH = Field(description="how the deploy node reaches the nodes")
     kubeadm: Kubeadm = Field(default_factory=Kubeadm, description="kubeadm settings")
+    coredns: bool = Field(True, description="deploy CoreDNS, kubeadm's DNS addon (true, default); false: no cluster DNS")
+    upstream_dns: list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None = Field(
+        None,
+        description="name servers CoreDNS forwards non-cluster names to; unset (default): each node's "
+        "/etc/resolv.conf, as kubeadm does; []: none, CoreDNS answers cluster names only (a site without DNS)",
+    )
 
     _name_is_label = field_validator("name")(_check_label)
 

@@ -9,7 +9,11 @@ Certificates and secrets Brine makes on the deploy side, once per cluster, with
 - ``pki/etcd/``: the etcd CA (``ca.{crt,key}``), per member ``<member>/server.{crt,key}``
   (its name, its address, 127.0.0.1, localhost) and ``<member>/peer.{crt,key}`` (its
   name and address), and the client pairs ``healthcheck-client`` and
-  ``apiserver-etcd-client`` (see :func:`ensure_etcd_pki`).
+  ``apiserver-etcd-client`` (see :func:`ensure_etcd_pki`);
+- ``pki/kubernetes/``: what kubeadm finds in place instead of making it, so joins need
+  nothing from an earlier step: the cluster CA (``ca``), the front-proxy CA
+  (``front-proxy-ca``), the service-account key pair (``sa.key``, ``sa.pub``), and
+  ``secrets/bootstrap-token`` (see :func:`ensure_kubernetes_pki`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import bcrypt
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
@@ -280,3 +284,67 @@ def ensure_registry_credentials(path: str) -> tuple[dict[str, str], bool]:
     credentials = {"username": REGISTRY_USER, "password": password, "htpasswd": f"{REGISTRY_USER}:{hashed}"}
     _write_secret(path, json.dumps(credentials).encode())
     return credentials, True
+
+
+@dataclass
+class KubernetesPKI:
+    """A cluster's Kubernetes CA, front-proxy CA, service-account keys and bootstrap token."""
+
+    ca: KeyPair
+    front_proxy_ca: KeyPair
+    sa_key: str
+    sa_pub: str
+    bootstrap_token: str
+    made: list[str]
+
+    def ca_cert_hash(self) -> str:
+        """``sha256:<hex>`` of the CA's public key, what ``--discovery-token-ca-cert-hash`` pins."""
+        return ca_cert_hash(self.ca.cert_pem())
+
+
+def ca_cert_hash(cert_pem: str) -> str:
+    """kubeadm's CA pin: the sha256 of the certificate's DER SubjectPublicKeyInfo."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return "sha256:" + digest.finalize().hex()
+
+
+def _bootstrap_token() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(6)) + "." + "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+def ensure_kubernetes_pki(directory: str, token_path: str, cluster: str) -> KubernetesPKI:
+    """
+    The Kubernetes secrets of a cluster, made where absent (never replaced: every
+    node's trust hangs on them):
+
+    - ``ca.{crt,key}``: the cluster CA (CN ``kubernetes``), which kubeadm uses when it
+      finds it in /etc/kubernetes/pki; its hash pins every join;
+    - ``front-proxy-ca.{crt,key}``: the aggregation layer's CA;
+    - ``sa.key``, ``sa.pub``: the service-account token signing pair (RSA 2048, as kubeadm);
+    - ``token_path``: the bootstrap token ``[a-z0-9]{6}.[a-z0-9]{16}`` joins use.
+    """
+    made = []
+    ca, ca_made = ensure_ca(directory, "ca", "kubernetes")
+    if ca_made:
+        made.append(f"Kubernetes CA ({cluster})")
+    front_proxy, fp_made = ensure_ca(directory, "front-proxy-ca", "front-proxy-ca")
+    if fp_made:
+        made.append("front-proxy CA")
+    sa_key, sa_pub = os.path.join(directory, "sa.key"), os.path.join(directory, "sa.pub")
+    if not (os.path.isfile(sa_key) and os.path.isfile(sa_pub)):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        _write_secret(sa_key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                                serialization.NoEncryption()))
+        _write_public(sa_pub, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
+        made.append("service-account key pair")
+    if not os.path.isfile(token_path):
+        _write_secret(token_path, (_bootstrap_token() + "\n").encode())
+        made.append("bootstrap token")
+    with open(token_path, encoding="ascii") as handle:
+        token = handle.read().strip()
+    return KubernetesPKI(ca, front_proxy, sa_key, sa_pub, token, made)

@@ -38,13 +38,15 @@ import brine_kernel
 #: several roles needs the largest of each minimum and every port. Memory as
 #: kubespray's minimal_master_memory_mb / minimal_node_memory_mb; CPUs as
 #: kubeadm's preflight (2 for a control-plane node). ``"api"`` is env.api_port;
-#: ``owner`` is the process name (as /proc/<pid>/comm, 15 characters at most) of
-#: the component itself, which may hold its port when the deploy runs again.
+#: ``owner`` (or ``owners``) is the process name (as /proc/<pid>/comm, 15 characters
+#: at most) of the component itself, which may hold its port when the deploy runs again.
 REQUIREMENTS: dict[str, dict[str, Any]] = {
     "master": {
         "cpus": 2, "memory_mib": 1500, "disk_mib": 4096,
         "ports": [
-            {"port": "api", "for": "kube-apiserver", "owner": "kube-apiserver"},
+            # the API server on the node's address, the load balancer on 127.0.0.1
+            {"port": "api", "for": "kube-apiserver and the API load balancer", "owners": ["kube-apiserver", "nginx"]},
+            {"port": 8081, "address": "127.0.0.1", "for": "the API load balancer's health", "owner": "nginx"},
             {"port": 10250, "for": "kubelet", "owner": "kubelet"},
             {"port": 10257, "for": "kube-controller-manager", "owner": "kube-controller"},
             {"port": 10259, "for": "kube-scheduler", "owner": "kube-scheduler"},
@@ -60,6 +62,7 @@ REQUIREMENTS: dict[str, dict[str, Any]] = {
         "ports": [
             {"port": 10250, "for": "kubelet", "owner": "kubelet"},
             {"port": "api", "address": "127.0.0.1", "for": "the API load balancer", "owner": "nginx"},
+            {"port": 8081, "address": "127.0.0.1", "for": "the API load balancer's health", "owner": "nginx"},
         ],
     },
 }
@@ -119,7 +122,7 @@ def requirements_for(roles: Iterable[str], api_port: int = 6443,
             if (address, number) not in seen:
                 seen.add((address, number))
                 need["ports"].append({"port": number, "address": address, "for": port["for"],
-                                      "owners": [port["owner"]] if port.get("owner") else []})
+                                      "owners": port.get("owners") or ([port["owner"]] if port.get("owner") else [])})
     return need
 
 

@@ -20,6 +20,9 @@ import yaml
 from tests.saltenv import SaltEnv
 from tests.testbed import Testbed
 
+#: The stand-in bundle (tests/conftest.py's offline_bundle) as the testbed's deploy node sees it.
+STANDINS_BUNDLE_ON_DEPLOY_NODE = "/srv/brine/incoming/brine-1.37-amd64-standins.tar"
+
 
 class TestCluster:
     """A cluster declared in a SaltEnv's pillar and brought up on the testbed."""
@@ -27,7 +30,9 @@ class TestCluster:
     __test__ = False  # not a pytest test class
 
     def __init__(self, env: SaltEnv, name: str, third_octet: int, masters: int = 3, workers: int = 2,
-                 env_overrides: dict | None = None) -> None:
+                 env_overrides: dict | None = None, kubernetes: str = "standins") -> None:
+        """``kubernetes``: "standins" deploys the stand-in bundle (deploy with ``until``, the
+        stand-ins cannot run a cluster); "built" the real one (`make bundle`)."""
         self.env = env
         self.name = name
         base = f"10.{third_octet}.0"
@@ -40,6 +45,8 @@ class TestCluster:
             data["env"]["networks"]["node"] = f"{base}.0/24"
             data["env"]["bundle"]["url"] = f"http://{base}.1:8080/"
             data["env"]["bundle"]["registry"] = f"{base}.1:5000"
+            if kubernetes == "standins":
+                data["env"]["bundle"]["file"] = STANDINS_BUNDLE_ON_DEPLOY_NODE
             for key, value in (env_overrides or {}).items():
                 data["env"][key] = value
 
@@ -62,8 +69,8 @@ class TestCluster:
             proc = self.env.salt_run("cluster.trust", self.name, *args)
             assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    def deploy(self, timeout: int = 3600):
-        return self.env.deploy(self.name, timeout=timeout)
+    def deploy(self, timeout: int = 3600, until: str | None = None):
+        return self.env.deploy(self.name, timeout=timeout, until=until)
 
     def down(self) -> None:
         self.testbed.down()

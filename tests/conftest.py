@@ -10,13 +10,34 @@ import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
-BUNDLE_FILE = "/var/cache/brine/bundles/brine-1.37-amd64.tar"
+BUNDLE_FILE = "/var/cache/brine/bundles/brine-1.37-amd64-standins.tar"
 
 
 @pytest.fixture(scope="session")
 def offline_bundle():
-    """The 1.37 bundle in the testbed's drop folder, built from the local mirror (as `make bundle` does)."""
-    proc = subprocess.run(["make", "-s", "bundle", "RELEASE=1.37", f"BUNDLE={BUNDLE_FILE}"], cwd=REPO_ROOT,
+    """The 1.37 bundle with stand-in Kubernetes in the testbed's drop folder (`make bundle KUBERNETES=standins`)."""
+    proc = subprocess.run(["make", "-s", "bundle", "RELEASE=1.37", "KUBERNETES=standins", f"BUNDLE={BUNDLE_FILE}"],
+                          cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=3600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return BUNDLE_FILE
+
+
+def _make_bundle(release: str) -> str:
+    path = f"/var/cache/brine/bundles/brine-{release}-amd64.tar"
+    proc = subprocess.run(["make", "-s", "bundle", f"RELEASE={release}", "KUBERNETES=built", f"BUNDLE={path}"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=5400, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_bundle():
+    """The 1.37 bundle with real Kubernetes (`make bundle`: builds it from Go modules first if needed)."""
+    return _make_bundle("1.37")
+
+
+@pytest.fixture(scope="session")
+def real_bundle_120():
+    """The 1.20 bundle with real Kubernetes v1.20.2 from Debian's source (`make bundle RELEASE=1.20`)."""
+    return _make_bundle("1.20")

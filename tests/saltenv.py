@@ -7,6 +7,7 @@ checkout's own .brine/ or pillar/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -78,5 +79,42 @@ class SaltEnv:
     def salt_ssh(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         return self._run("salt-ssh", *args, timeout=timeout)
 
-    def deploy(self, cluster: str, timeout: int = 3600) -> subprocess.CompletedProcess:
-        return self.salt_run("state.orchestrate", "cluster.deploy", f'pillar={{"cluster": "{cluster}"}}', timeout=timeout)
+    def deploy(self, cluster: str, timeout: int = 3600, until: str | None = None) -> subprocess.CompletedProcess:
+        """``salt-run state.orchestrate cluster.deploy``; ``until``: the last step to run (e.g. "etcd")."""
+        pillar = {"cluster": cluster, **({"until": until} if until else {})}
+        return self.salt_run("state.orchestrate", "cluster.deploy", f"pillar={json.dumps(pillar)}", timeout=timeout)
+
+    def orchestrate(self, sls: str, pillar: dict, timeout: int = 3600) -> tuple[int, dict[str, dict], str]:
+        """Run an orchestrate with ``--out=json``; return its exit code, each step's result by
+        state id, and its output. Raises AssertionError when it printed no result."""
+        proc = self.salt_run("state.orchestrate", sls, f"pillar={json.dumps(pillar)}", "--out=json", timeout=timeout)
+        try:
+            data = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError(f"{sls}: no JSON result (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                                 f"{proc.stderr[-3000:]}") from None
+        steps = {}
+        for host in (data.get("data") or {}).values():
+            if isinstance(host, dict):
+                steps.update({s["__id__"]: s for s in host.values() if isinstance(s, dict) and "__id__" in s})
+        return proc.returncode, steps, proc.stdout
+
+
+def changes_of(step: dict) -> int:
+    """How many states changed under an orchestrate step (nested salt.state results included)."""
+    changes = step.get("changes") or {}
+    nested = [v for v in changes.values() if isinstance(v, dict)]
+    counted = sum(1 for minion in nested for state in minion.values()
+                  if isinstance(state, dict) and state.get("changes"))
+    return counted or (1 if changes and not nested else 0)
+
+
+def changed_states(step: dict) -> list[str]:
+    """``minion: state id`` of every state that changed under an orchestrate step."""
+    changes = step.get("changes") or {}
+    found = []
+    for minion, states in changes.items():
+        if isinstance(states, dict):
+            found += [f"{minion}: {key.split('_|-')[1] if '_|-' in key else key}" for key, state in states.items()
+                      if isinstance(state, dict) and state.get("changes")]
+    return found

@@ -2,30 +2,56 @@
   cluster.deploy - bring a declared cluster to its desired state.
 
     salt-run state.orchestrate cluster.deploy pillar='{"cluster": "<name>"}'
+    salt-run state.orchestrate cluster.deploy pillar='{"cluster": "<name>", "until": "etcd"}'
 
   Steps run in order; each requires the one before, so a failed step stops
   everything after it and a re-run resumes. This file is rendered once, before
   any step runs: nothing here may depend on what a step produces; the secrets
-  every later step needs are made by a step of their own, early.
+  every later step needs (join material included) are made by a step of their
+  own, early. `until` names the last step to run (one of `steps` below).
   Steps (see ../shared/design/ARCHITECTURE.md): validate, secrets, reach,
-  preflight, bundle served, os, runtime, prefetch, etcd; later issues add
-  control plane, LB, workers, network, record, day-2 agent.
+  preflight, bundle, os, runtime, prefetch, etcd, kubernetes (binaries and
+  the API load balancer on every node), init (kubeadm init on the first
+  master), masters (kubeadm join --control-plane, one at a time), workers
+  (kubeadm join, all at once), network (and every node Ready), record.
 -#}
 {%- set cluster = pillar.get('cluster', '') %}
+{%- set steps = ['validate', 'secrets', 'reach', 'preflight', 'bundle', 'os', 'runtime', 'prefetch', 'etcd',
+                 'kubernetes', 'init', 'masters', 'workers', 'network', 'record'] %}
+{%- set until = pillar.get('until') or steps[-1] %}
+{%- set last = steps.index(until) if until in steps else -1 %}
+{%- set run = {} %}
+{%- for step in steps %}{% do run.update({step: loop.index0 <= last}) %}{% endfor %}
 {#- Targets come from the pillar now, at render time; [] for an invalid pillar,
     whose steps then never run (they require the validate step). #}
 {%- set nodes = salt['saltutil.runner']('cluster.members', cluster=cluster) %}
+{%- set masters = salt['saltutil.runner']('cluster.members', cluster=cluster, role='master') %}
+{%- set workers = salt['saltutil.runner']('cluster.members', cluster=cluster, role='worker') %}
+{%- if last < 0 %}
+
+cluster-deploy-until-known:
+  test.fail_without_changes:
+    - name: "until={{ until }} is not a step of cluster.deploy; use one of: {{ steps | join(', ') }}"
+{%- endif %}
+
+{%- if run.validate %}
 
 cluster-pillar-valid:
   brine_cluster.check_passed:
     - check: validate
     - cluster: {{ cluster | json }}
+{%- endif %}
+
+{%- if run.secrets %}
 
 cluster-secrets-present:
   brine_cluster.secrets_present:
     - cluster: {{ cluster | json }}
     - require:
       - brine_cluster: cluster-pillar-valid
+{%- endif %}
+
+{%- if run.reach %}
 
 cluster-nodes-reachable:
   brine_cluster.check_passed:
@@ -33,6 +59,9 @@ cluster-nodes-reachable:
     - cluster: {{ cluster | json }}
     - require:
       - brine_cluster: cluster-secrets-present
+{%- endif %}
+
+{%- if run.preflight %}
 
 {#- Read-only checks on every node at once, then across nodes (hostnames, MACs,
     clocks) and the zero-egress check; every problem reported together, and
@@ -43,6 +72,9 @@ cluster-preflight-passed:
     - cluster: {{ cluster | json }}
     - require:
       - brine_cluster: cluster-nodes-reachable
+{%- endif %}
+
+{%- if run.bundle %}
 
 cluster-bundle-served:
   salt.state:
@@ -52,6 +84,9 @@ cluster-bundle-served:
       - bundle_server
     - require:
       - brine_cluster: cluster-preflight-passed
+{%- endif %}
+
+{%- if run.os %}
 
 {#- Kernel modules, sysctl, swap, /etc/hosts and base packages on every node
     (packages come from the file server the step before brought up). #}
@@ -64,6 +99,9 @@ cluster-os-ready:
       - os_base
     - require:
       - salt: cluster-bundle-served
+{%- endif %}
+
+{%- if run.runtime %}
 
 {#- containerd (or Docker) on every node, its mirrors pointing every public
     registry name at the private registry. #}
@@ -76,6 +114,9 @@ cluster-runtime-ready:
       - runtime
     - require:
       - salt: cluster-os-ready
+{%- endif %}
+
+{%- if run.prefetch %}
 
 {#- Every binary and image each node's roles need, on all nodes at once. #}
 cluster-artifacts-prefetched:
@@ -87,6 +128,9 @@ cluster-artifacts-prefetched:
       - prefetch
     - require:
       - salt: cluster-runtime-ready
+{%- endif %}
+
+{%- if run.etcd %}
 
 {#- etcd on every etcd member at once (they start together: a member is ready
     only when the cluster has a leader): the offline repository, then etcd with
@@ -103,3 +147,115 @@ cluster-etcd-healthy:
       - etcd
     - require:
       - salt: cluster-artifacts-prefetched
+{%- endif %}
+{%- set first_master = masters[:1] %}
+{%- if run.kubernetes %}
+
+{#- kubelet, kubeadm (and kubectl on masters), crictl and the CNI plugins from
+    the bundle, kubelet's unit, and the API load balancer's static pod with
+    every master as upstream, on every node at once. Nothing runs yet. #}
+cluster-kubernetes-installed:
+  salt.state:
+    - tgt: {{ nodes | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - kubernetes.installed
+      - kubernetes.lb
+    - require:
+      - salt: cluster-etcd-healthy
+{%- endif %}
+{%- if run.init %}
+
+{#- kubeadm init on the first master (external etcd, Brine's CA and keys,
+    patches), the API's health gate through 127.0.0.1, the bootstrap token
+    made valid for the joins. Skipped on a master that is already one. #}
+cluster-control-plane-initialised:
+  salt.state:
+    - tgt: {{ first_master | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - kubernetes
+    - require:
+      - salt: cluster-kubernetes-installed
+{%- endif %}
+{%- if run.masters %}
+{%- set previous = 'cluster-control-plane-initialised' %}
+{%- for master in masters[1:] %}
+
+{#- kubeadm join --control-plane, one master at a time, each gated on the API
+    answering through its own load balancer. #}
+cluster-master-joined-{{ master.split('.')[0] }}:
+  salt.state:
+    - tgt: {{ master | json }}
+    - ssh: True
+    - sls:
+      - kubernetes
+    - require:
+      - salt: {{ previous }}
+{%- set previous = 'cluster-master-joined-' ~ master.split('.')[0] %}
+{%- endfor %}
+
+cluster-masters-joined:
+  test.succeed_without_changes:
+    - name: "masters in the cluster: {{ masters | map('replace', '.' ~ cluster, '') | join(', ') }}"
+    - require:
+      - salt: {{ previous }}
+{%- endif %}
+{%- if run.workers %}
+
+{#- kubeadm join on every worker at once; each first brings up its load
+    balancer (kubelet's TLS bootstrap reaches the API through it). #}
+cluster-workers-joined:
+{%- if workers %}
+  salt.state:
+    - tgt: {{ workers | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - kubernetes
+{%- else %}
+  test.succeed_without_changes:
+    - name: the cluster has no workers
+{%- endif %}
+    - require:
+      - test: cluster-masters-joined
+{%- endif %}
+{%- if run.network %}
+
+{#- The pod network on every node (host-gw: each node's CNI config and
+    routes to the others' pods), then the gate: every node Ready. #}
+cluster-network-ready:
+  salt.state:
+    - tgt: {{ nodes | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - network
+    - require:
+      - salt: cluster-workers-joined
+
+cluster-nodes-ready:
+  salt.state:
+    - tgt: {{ first_master | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - kubernetes.ready
+    - require:
+      - salt: cluster-network-ready
+{%- endif %}
+{%- if run.record %}
+
+{#- The deploy settings, no secret, in kube-system/brine-cluster. #}
+cluster-deploy-recorded:
+  salt.state:
+    - tgt: {{ first_master | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - kubernetes.record
+    - require:
+      - salt: cluster-nodes-ready
+{%- endif %}

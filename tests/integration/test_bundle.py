@@ -22,9 +22,9 @@ from tests.testbed.spec import BUNDLE_DROP
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
-MIRROR = "/var/cache/brine/mirror/1.37"
+MIRROR = "/var/cache/brine/mirror/1.37-standins"
 MANIFEST = os.path.join(REPO_ROOT, "salt", "bundle", "manifests", "1.37.yaml")
-BUNDLE = str(BUNDLE_DROP / "brine-1.37-amd64.tar")
+BUNDLE = str(BUNDLE_DROP / "brine-1.37-amd64-standins.tar")
 PAUSE = "registry.k8s.io/pause:3.10.2"
 
 
@@ -41,7 +41,13 @@ def mirror():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return SaltEnv(str(tmp_path_factory.mktemp("bundle")))
+    salt_env = SaltEnv(str(tmp_path_factory.mktemp("bundle")))
+
+    def standins_bundle(data):  # the bundle this module builds
+        data["env"]["bundle"]["file"] = "/srv/brine/incoming/" + os.path.basename(BUNDLE)
+
+    salt_env.edit("demo", "env.sls", standins_bundle)
+    return salt_env
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +72,7 @@ def bundle(env, mirror, pinned_manifest):
 def served(env, bundle, demo_testbed):
     """The demo testbed with its bundle on the deploy node, deployed up to the bundle services."""
     assert env.salt_run("cluster.trust", "demo", f"known_hosts={demo_testbed.host_keys_file}").returncode == 0
-    proc = env.deploy("demo", timeout=1800)
+    proc = env.deploy("demo", timeout=1800, until="bundle")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     return proc
 
@@ -115,7 +121,7 @@ def test_deploy_serves_the_bundle(served):
 
 
 def test_a_second_deploy_changes_nothing(env, served):
-    proc = env.deploy("demo", timeout=1800)
+    proc = env.deploy("demo", timeout=1800, until="bundle")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "changed=" not in proc.stdout.split("Summary for vm_master")[-1], proc.stdout[-4000:]
     again = env.salt_ssh("deploy.demo", "state.apply", "bundle_server", "--state-output=terse")

@@ -1,6 +1,6 @@
 """
 The test mirror for the committed 1.37 manifest: built into the default cache dir
-(/var/cache/brine/mirror/1.37; a warm run takes about a second, a cold one about half
+(/var/cache/brine/mirror/1.37-standins; a warm run takes about a second, a cold one about half
 a minute), every artifact present and verified, and the locally built images and
 stand-ins really run. Needs the network (deb.debian.org, PyPI), gcc, skopeo, and root for
 the images' programs (run in a chroot).
@@ -48,7 +48,7 @@ def manifest() -> brine_manifest.Manifest:
 @pytest.fixture(scope="module")
 def mirror(manifest: brine_manifest.Manifest) -> Path:
     out = default_out(manifest)
-    assert out == Path("/var/cache/brine/mirror/1.37")
+    assert out == Path("/var/cache/brine/mirror/1.37-standins")
     results = build_mirror(MANIFEST, out, log=lambda line: None)
     assert len(results) == len(manifest.artifacts)
     return out
@@ -77,7 +77,7 @@ def test_debs_wheels_and_files_hash_to_the_manifest(manifest, mirror):
 
 def test_binaries_hash_to_their_sha256_files(manifest, mirror):
     binaries = of_kind(manifest, "binary")
-    assert {a.name for a in binaries} == {"kubeadm", "kubelet", "kubectl", "crictl"}
+    assert {a.name for a in binaries} == {"kubeadm", "kubelet", "kubectl", "crictl", "cni-plugins"}
     for artifact in binaries:
         path = mirror / brine_manifest.mirror_path(artifact)
         assert sha256_sidecar(path).read_text().strip() == sha256(path), artifact.key
@@ -117,7 +117,7 @@ def test_standin_binaries_answer_their_version_and_refuse_the_rest(manifest, mir
     assert run([str(paths["kubelet"]), "--version"]).stdout == f"Kubernetes {version}\n"
     client = json.loads(run([str(paths["kubectl"]), "version", "--client", "-o", "json"]).stdout)
     assert client["clientVersion"]["gitVersion"] == version
-    assert run([str(crictl), "--version"]).stdout == "crictl version v1.35.0\n"
+    assert run([str(crictl), "--version"]).stdout == "crictl version v1.37.0\n"
     for argv in ([paths["kubeadm"], "init"], [paths["kubelet"]], [paths["kubectl"], "get", "nodes"], [crictl, "ps"]):
         refused = run([str(a) for a in argv])
         assert refused.returncode != 0 and "stand-in" in refused.stderr, argv

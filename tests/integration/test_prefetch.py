@@ -46,20 +46,22 @@ def images(cluster, node):
 
 
 def test_each_node_gets_what_its_roles_need(cluster, first_run):
+    # by their names in the private registry: those kubeadm (imageRepository), the sandbox
+    # image and the API load balancer use
     master, worker = images(cluster, "master1"), images(cluster, "worker1")
-    assert {"registry.k8s.io/kube-apiserver:v1.37.2", "registry.k8s.io/coredns/coredns:v1.14.6",
-            "registry.k8s.io/pause:3.10.2", "registry.k8s.io/kube-proxy:v1.37.2"} <= master
-    assert "docker.io/library/nginx:1.22.1" not in master
-    assert {"docker.io/library/nginx:1.22.1", "registry.k8s.io/pause:3.10.2"} <= worker
-    assert "registry.k8s.io/kube-apiserver:v1.37.2" not in worker
+    registry = "10.81.0.1:5000"
+    assert {f"{registry}/kube-apiserver:v1.37.2", f"{registry}/coredns/coredns:v1.14.6",
+            f"{registry}/pause:3.10.2", f"{registry}/kube-proxy:v1.37.2", f"{registry}/library/nginx:1.22.1"} <= master
+    assert {f"{registry}/library/nginx:1.22.1", f"{registry}/pause:3.10.2", f"{registry}/kube-proxy:v1.37.2"} <= worker
+    assert f"{registry}/kube-apiserver:v1.37.2" not in worker
 
 
 def test_binaries_are_cached_and_verified(cluster, first_run):
     listing = cluster.testbed.run("master1", "cd /var/cache/brine/binaries && sha256sum */*/*").stdout
     names = {line.split()[1].split("/")[0] for line in listing.splitlines()}
-    assert names == {"kubeadm", "kubelet", "kubectl", "crictl"}
+    assert names == {"kubeadm", "kubelet", "kubectl", "crictl", "cni-plugins"}
     worker = cluster.testbed.run("worker1", "ls /var/cache/brine/binaries").stdout.split()
-    assert sorted(worker) == ["crictl", "kubeadm", "kubelet"]
+    assert sorted(worker) == ["cni-plugins", "crictl", "kubeadm", "kubelet"]
 
 
 def test_progress_names_each_artifact(first_run):

@@ -135,7 +135,7 @@ def deployed(env, cluster):
     """cluster.deploy twice: the first runs OS init on all nodes, the second finds nothing to do."""
     runs = []
     for _ in range(2):
-        proc = cluster.deploy(timeout=3600)
+        proc = cluster.deploy(timeout=3600, until="os")
         for step in ("cluster-preflight-passed", "cluster-os-ready"):
             assert step_result(proc.stdout, step) == "True", proc.stdout[-8000:]
         runs.append({step: step_seconds(proc.stdout, step) for step in ("cluster-preflight-passed", "cluster-os-ready")})

@@ -2,19 +2,23 @@
 # Kubernetes and its companions built from Go modules with the machine's Go toolchain and
 # the Go module proxy: no release binary is downloaded, nothing is written in the work tree.
 #
-#   tests/k8s/build.sh [k8s] [crictl] [cni] [coredns]      (no argument: all four)
+#   tests/k8s/build.sh [k8s] [crictl] [cni] [coredns] [debian]   (no argument: all five)
 #
 # Kubernetes is built the known way: a small module of ours (generated under the cache)
 # requires k8s.io/kubernetes vX.Y.Z and replaces every k8s.io/<staging> module that
 # k8s.io/kubernetes's own go.mod maps to ./staging/src/... by its published v0.Y.Z.
 # crictl, the CNI plugins and CoreDNS are built as their own main modules (go.mod and
 # go.sum as released) from a copy of the module's source.
+# The old-API lane (part "debian"): Kubernetes from Debian bookworm's `kubernetes` source
+# package (the upstream tree with vendor/, Debian's patches applied), built the way its
+# debian/rules does (GOPATH mode, `make WHAT=cmd/...`) with Debian's Go 1.19.
 #
 # Environment (defaults in brackets):
 #   K8S_VERSIONS        ["v1.36.3 v1.37.2"]
 #   CRICTL_VERSION      [v1.37.0]   sigs.k8s.io/cri-tools
 #   CNI_PLUGINS_VERSION [v1.10.0]   github.com/containernetworking/plugins
 #   COREDNS_VERSIONS    [the CoreDNSVersion of each K8S_VERSIONS' kubeadm]
+#   DEBIAN_K8S_VERSION  [v1.20.2]   the upstream version in bookworm's source package
 #   BRINE_K8S_CACHE     [/var/cache/brine/k8s]
 #   GO                  [/usr/local/go/bin/go]
 #   BUILD_P             [2]   go build -p;   BUILD_NICE [10]   nice level of the builds
@@ -36,6 +40,7 @@ K8S_VERSIONS=${K8S_VERSIONS:-v1.36.3 v1.37.2}
 CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
 CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-v1.10.0}
 COREDNS_VERSIONS=${COREDNS_VERSIONS:-}
+DEBIAN_K8S_VERSION=${DEBIAN_K8S_VERSION:-v1.20.2}
 BUILD_P=${BUILD_P:-2}
 BUILD_NICE=${BUILD_NICE:-10}
 
@@ -165,6 +170,11 @@ build_k8s() { # version
 	log "kubernetes $v: done in $(since "$start") s"
 }
 
+build_k8s_and_pause() { # version
+	build_k8s "$1"
+	build_pause "$1" "$(mod_field "k8s.io/kubernetes@$1" Dir)"
+}
+
 # A writable copy of a module's source as released, to build it as the main module.
 module_source() { # module version kind
 	local dir="$CACHE/src/$3@$2" src
@@ -244,20 +254,115 @@ build_coredns() {
 	done
 }
 
+# pause, compiled from a Kubernetes tree's build/pause/linux/pause.c the way its Makefile
+# does (gcc -Os -Wall -Werror -static -DVERSION=v<tag>), at the PauseVersion that tree's
+# kubeadm expects: $CACHE/pause/<tag>/bin/pause.
+build_pause() { # kubernetes-version tree
+	local tree=$2 tag out recipe src
+	# constants.go; constants_unix.go up to 1.2x
+	tag=$(sed -nE 's/^[[:space:]]*PauseVersion[[:space:]]*=[[:space:]]*"([^"]+)".*/\1/p' \
+		"$tree/cmd/kubeadm/app/constants/constants.go" "$tree/cmd/kubeadm/app/constants/constants_unix.go" 2>/dev/null | head -n1)
+	[ -n "$tag" ] || die "pause: no PauseVersion in $tree/cmd/kubeadm/app/constants/constants{,_unix}.go"
+	out="$CACHE/pause/$tag"
+	src="$tree/build/pause/linux/pause.c"
+	[ -f "$src" ] || src="$tree/build/pause/pause.c"
+	[ -f "$src" ] || die "pause $tag: no build/pause/linux/pause.c in $tree"
+	recipe=$(printf '%s\n' "rev $RECIPE_REV" "build/pause/linux/pause.c sha256:$(sha <"$src")" \
+		"$(gcc --version | head -n1)" "gcc -Os -Wall -Werror -static -DVERSION=v$tag -s")
+	if fresh "$out" "$recipe"; then log "pause $tag: up to date ($out/bin)"; return; fi
+	rm -rf "$out/bin.new"
+	mkdir -p "$out/bin.new"
+	gcc -Os -Wall -Werror -static -DVERSION="v$tag" -s -o "$out/bin.new/pause" "$src" \
+		|| die "pause $tag: gcc failed"
+	expect_output "pause.c v$tag" "$out/bin.new/pause" -v
+	install_result "$out" "$recipe"
+}
+
+# Kubernetes from Debian's source package, for the kubeadm v1beta2 lane.
+build_k8s_debian() {
+	local v=$DEBIAN_K8S_VERSION out="$CACHE/$DEBIAN_K8S_VERSION" recipe apt_opts dsc tree start t name
+	local go119=/usr/lib/go-1.19/bin reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+	recipe=$(printf '%s\n' "rev $RECIPE_REV" "debian bookworm source package kubernetes (upstream $v)" \
+		"GOPATH mode, GO111MODULE=off CGO_ENABLED=0, golang-1.19, vendored modern-go/reflect2 replaced by Debian's 1.0.2" \
+		"make WHAT='${K8S_BINARIES[*]/#/cmd/}' KUBE_GIT_VERSION=$v GOLDFLAGS='-s -w -buildid='")
+	if fresh "$out" "$recipe"; then
+		log "kubernetes $v (debian): up to date ($out/bin)"
+		build_pause "$v" "$out/src/kubernetes"
+		return
+	fi
+	start=$(now)
+	log "kubernetes $v (debian): building into $out"
+	# Debian's Go 1.19 and reflect2 1.0.2: the vendored reflect2 1.0.1 makes kubeadm panic in
+	# the kubelet-start phase when built with Go >= 1.18 (nil pointer in UnsafeMapType.Key).
+	if [ ! -x "$go119/go" ] || [ ! -f "$reflect2/go.mod" ] || ! command -v rsync >/dev/null || ! command -v dpkg-source >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			golang-1.19-go golang-github-modern-go-reflect2-dev rsync dpkg-dev >/dev/null \
+			|| die "apt-get install golang-1.19-go golang-github-modern-go-reflect2-dev rsync dpkg-dev failed"
+	fi
+	# The source package through a private apt state: the machine's sources stay as they are.
+	mkdir -p "$out/apt/lists/partial" "$out/pkg"
+	printf 'deb-src http://deb.debian.org/debian bookworm main\n' >"$out/apt/sources.list"
+	apt_opts=(-o "Dir::Etc::SourceList=$out/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$out/apt/lists")
+	dsc=$(find "$out/pkg" -maxdepth 1 -name 'kubernetes_*.dsc' | head -n1)
+	if [ -z "$dsc" ]; then
+		apt-get "${apt_opts[@]}" -qq update || die "apt-get update (deb-src bookworm) failed"
+		(cd "$out/pkg" && apt-get "${apt_opts[@]}" -qq source --download-only kubernetes) \
+			|| die "apt-get source kubernetes failed"
+		dsc=$(find "$out/pkg" -maxdepth 1 -name 'kubernetes_*.dsc' | head -n1)
+	fi
+	tree="$out/src/kubernetes"
+	if [ ! -f "$tree/.brine-prepared" ]; then
+		rm -rf "$out/src"
+		mkdir -p "$out/src"
+		dpkg-source --no-check -x "$dsc" "$tree" >/dev/null || die "dpkg-source -x $dsc failed"
+		rm -rf "$tree/vendor/github.com/modern-go/reflect2"
+		cp -r "$reflect2" "$tree/vendor/github.com/modern-go/reflect2"
+		mkdir -p "$tree/.go/src/k8s.io"
+		ln -sfn ../../.. "$tree/.go/src/k8s.io/kubernetes"
+		touch "$tree/.brine-prepared"
+	fi
+	t=$(now)
+	# kubelet and kube-proxy are not static upstream; here every binary is (CGO_ENABLED=0).
+	(cd "$tree" && PATH="$go119:$PATH" GOPATH="$tree/.go" GO111MODULE=off CGO_ENABLED=0 \
+		GOCACHE="$CACHE/gocache-go1.19" GOFLAGS= GOTOOLCHAIN= HOME="$out" \
+		KUBE_STATIC_OVERRIDES="kubelet kube-proxy" KUBE_BUILD_PLATFORMS=linux/amd64 \
+		KUBE_GIT_VERSION="$v" KUBE_GIT_TREE_STATE=clean GOLDFLAGS='-s -w -buildid=' \
+		nice -n "$BUILD_NICE" make WHAT="${K8S_BINARIES[*]/#/cmd/}" >>"$CACHE/build.log" 2>&1) \
+		|| die "kubernetes $v (debian): make failed (see $CACHE/build.log)"
+	log "kubernetes $v (debian): make built ${K8S_BINARIES[*]} in $(since "$t") s"
+	rm -rf "$out/bin.new"
+	mkdir -p "$out/bin.new"
+	for name in "${K8S_BINARIES[@]}"; do
+		cp "$tree/_output/local/bin/linux/amd64/$name" "$out/bin.new/$name"
+	done
+	for name in "${K8S_BINARIES[@]}"; do
+		case $name in
+		kubeadm) expect_output "$v" "$out/bin.new/kubeadm" version -o short ;;
+		kubectl) expect_output "~GitVersion:\"$v\"" "$out/bin.new/kubectl" version --client ;;
+		*) expect_output "Kubernetes $v" "$out/bin.new/$name" --version ;;
+		esac
+	done
+	install_result "$out" "$recipe"
+	log "kubernetes $v (debian): done in $(since "$start") s"
+	build_pause "$v" "$tree"
+}
+
 main() {
 	local what=("$@") w v start
-	[ ${#what[@]} -gt 0 ] || what=(k8s crictl cni coredns)
+	[ ${#what[@]} -gt 0 ] || what=(k8s crictl cni coredns debian)
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
 	start=$(now)
 	for w in "${what[@]}"; do
 		case $w in
-		k8s) for v in $K8S_VERSIONS; do build_k8s "$v"; done ;;
+		k8s) for v in $K8S_VERSIONS; do build_k8s_and_pause "$v"; done ;;
 		crictl) build_crictl ;;
 		cni) build_cni ;;
 		coredns) build_coredns ;;
-		*) die "unknown part: $w (k8s, crictl, cni, coredns)" ;;
+		debian) build_k8s_debian ;;
+		*) die "unknown part: $w (k8s, crictl, cni, coredns, debian)" ;;
 		esac
 	done
 	log "all done in $(since "$start") s: ${what[*]}"

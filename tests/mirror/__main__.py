@@ -24,9 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--manifest", type=Path, required=True, help="e.g. salt/bundle/manifests/1.37.yaml")
-        command.add_argument("--out", type=Path, help="mirror folder (default: /var/cache/brine/mirror/<release line>)")
+        command.add_argument("--out", type=Path,
+                             help="mirror folder (default: /var/cache/brine/mirror/<release line>[-standins])")
         if name == "build":
             command.add_argument("--jobs", type=int, default=8, help="parallel downloads (default: %(default)s)")
+            command.add_argument(
+                "--kubernetes-from", type=Path, metavar="CACHE",
+                help="take Kubernetes binaries and images from what `make k8s-artifacts` built there "
+                "(e.g. /var/cache/brine/k8s); without it they are tests/standins stand-ins",
+            )  # fmt: skip
     resolve = commands.add_parser("resolve", help="pin a manifest's debs and wheels from a spec (maintainers)")
     resolve.add_argument("--spec", type=Path, required=True, help="e.g. tests/mirror/specs/1.37.yaml")
     resolve.add_argument("--out", type=Path, help="manifest to write (default: salt/bundle/manifests/<line>.yaml)")
@@ -45,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
             return 0
         manifest = brine_manifest.load_manifest(str(args.manifest))
-        out = args.out or default_out(manifest)
+        out = args.out or default_out(manifest, getattr(args, "kubernetes_from", None))
         if args.command == "build":
-            build_mirror(args.manifest, out, jobs=args.jobs)
+            build_mirror(args.manifest, out, jobs=args.jobs, kubernetes_from=args.kubernetes_from)
             return 0
         started = time.monotonic()
         problems = verify_mirror(manifest, out)

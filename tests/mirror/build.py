@@ -32,7 +32,7 @@ from pathlib import Path
 import brine_manifest
 import brine_oci
 
-from . import recipes
+from . import built, recipes
 from .recipes import RecipeError, sha256_file
 
 DEFAULT_ROOT = Path("/var/cache/brine/mirror")
@@ -58,9 +58,9 @@ class Result:
     seconds: float
 
 
-def default_out(manifest: brine_manifest.Manifest) -> Path:
-    """``/var/cache/brine/mirror/<release line>``."""
-    return DEFAULT_ROOT / manifest.release_line
+def default_out(manifest: brine_manifest.Manifest, kubernetes_from: Path | None = None) -> Path:
+    """``/var/cache/brine/mirror/<release line>`` with built Kubernetes, ``<line>-standins`` without."""
+    return DEFAULT_ROOT / (manifest.release_line if kubernetes_from else f"{manifest.release_line}-standins")
 
 
 def sha256_sidecar(path: Path) -> Path:
@@ -241,14 +241,22 @@ def _build(artifact: brine_manifest.Artifact, path: Path, recipe: recipes.Recipe
 
 
 def build_mirror(
-    manifest_path: Path, out: Path | None = None, *, jobs: int = 8, log: Callable[[str], None] = print
+    manifest_path: Path,
+    out: Path | None = None,
+    *,
+    jobs: int = 8,
+    kubernetes_from: Path | None = None,
+    log: Callable[[str], None] = print,
 ) -> list[Result]:
     """Make ``out`` hold every artifact of the manifest, verified; log one line per artifact.
+
+    ``kubernetes_from``: the cache ``make k8s-artifacts`` builds into; Kubernetes binaries
+    and images then come from there (``tests/mirror/built.py``), else from the stand-ins.
 
     Raises MirrorError listing every artifact that could not be had (the others are kept).
     """
     manifest = brine_manifest.load_manifest(str(manifest_path))
-    out = out or default_out(manifest)
+    out = out or default_out(manifest, kubernetes_from)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: list[Result] = []
@@ -273,12 +281,20 @@ def build_mirror(
                 results.append(result)
                 log(format_result(result))
         nginx_debs: dict[str, Path] | None = None
+        proxy_debs = built.debs_of(manifest, out, built.KUBE_PROXY_DEBS) if kubernetes_from else {}
         for artifact in manifest.artifacts:
             if artifact.kind in DOWNLOADED_KINDS:
                 continue
             key = brine_manifest.mirror_path(artifact)
             try:
-                if artifact.kind == "binary":
+                recipe = None
+                if kubernetes_from and artifact.kind == "binary":
+                    recipe = built.built_binary_recipe(artifact, kubernetes_from)
+                elif kubernetes_from:
+                    recipe = built.built_image_recipe(artifact, kubernetes_from, proxy_debs)
+                if recipe is not None:
+                    pass
+                elif artifact.kind == "binary":
                     recipe = recipes.binary_recipe(artifact)
                 else:
                     if nginx_debs is None and recipes.image_name(artifact) == recipes.NGINX_IMAGE:

@@ -6,7 +6,10 @@ mirror rebuilds an artifact only when its key changes. Bump ``RECIPE_VERSION`` w
 a recipe's code changes what it makes.
 
 - ``kubeadm``, ``kubelet``, ``kubectl``, ``crictl`` binaries: stand-ins from
-  ``tests/standins/`` (crictl packed in its release tarball's layout);
+  ``tests/standins/`` (crictl packed in its release tarball's layout), and the CNI
+  plugins' tarball with a stand-in per plugin;
+
+Real ones come from ``make k8s-artifacts`` through ``built.py`` (``--kubernetes-from``).
 - ``registry.k8s.io/pause``: ``tests/mirror/pause.c``, the real thing;
 - ``kube-apiserver``, ``kube-controller-manager``, ``kube-scheduler``, ``kube-proxy``,
   ``coredns`` images: ``tests/standins/component.c`` stand-ins;
@@ -40,6 +43,7 @@ STANDINS_DIR = REPO_ROOT / "tests" / "standins"
 MIRROR_DIR = Path(__file__).resolve().parent
 CFLAGS = ("-static", "-O2", "-s", "-Wall", "-Wextra")
 STANDIN_TOOLS = ("kubeadm", "kubelet", "kubectl", "crictl")
+STANDIN_CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 #: image name -> (component, path of its program in the image) for the stand-in images
 STANDIN_IMAGES = {
     "registry.k8s.io/kube-apiserver": ("kube-apiserver", "/usr/local/bin/kube-apiserver"),
@@ -136,8 +140,30 @@ def _deterministic_tar_gz(members: dict[str, tuple[Path, int]], output: Path) ->
     output.write_bytes(buffer.getvalue())
 
 
+def cni_plugins_standin_recipe(artifact: brine_manifest.Artifact) -> Recipe:
+    """The CNI plugins' release tarball with ``tests/standins/component.c`` as each plugin."""
+    source = STANDINS_DIR / "component.c"
+    plugins = {name: {"COMPONENT": _c_string(f"CNI {name} plugin"),
+                      "VERSION_LINE": _c_string(f"CNI {name} plugin {artifact.version}")}
+               for name in STANDIN_CNI_PLUGINS}  # fmt: skip
+
+    def make(path: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="brine-standin-cni-") as work:
+            members = {}
+            for name, defines in plugins.items():
+                compile_static(source, Path(work) / name, defines)
+                members[f"./{name}"] = (Path(work) / name, 0o755)
+            _deterministic_tar_gz(members, path)
+
+    key = _key({"kind": "binary", "sources": _sources_key(source, STANDINS_DIR / "standin.h"), "plugins": plugins,
+                "cflags": CFLAGS, "toolchain": toolchain()})  # fmt: skip
+    return Recipe(key, "stand-in (tests/standins/component.c per plugin)", make)
+
+
 def binary_recipe(artifact: brine_manifest.Artifact) -> Recipe | None:
     """The stand-in recipe for a binary artifact, or None if there is none."""
+    if artifact.name == "cni-plugins":
+        return cni_plugins_standin_recipe(artifact)
     if artifact.name not in STANDIN_TOOLS:
         return None
     source = STANDINS_DIR / f"{artifact.name}.c"

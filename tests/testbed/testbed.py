@@ -53,6 +53,36 @@ BOOT_TIMEOUT = 120.0
 STALL_GRACE = 10.0
 STOP_GRACE = 10.0
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
+#: Kernel-wide sysctls kubelet insists on (it writes them when they differ, and fails when it
+#: cannot). A node sees these values through files bound over the entries in its own mount
+#: namespace; the machine's kernel keeps its own values.
+KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10",
+                   "kernel/panic_on_oops": "1"}  # fmt: skip
+SYSCTL_FILES = "usr/lib/brine-testbed/sysctl"
+#: Run in each node's mount namespace once its PID 1 exists: what a real machine gives
+#: kubelet and nspawn does not.
+NODE_PLUMBING = r"""
+set -e
+# nspawn makes /proc/sys/net writable only with --private-network, not with
+# --network-namespace-path: give the node its own namespace's net.* back.
+grep -q ' /proc/sys/net ' /proc/1/mountinfo ||
+    { mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net; }
+# kubelet's kernel-wide settings: the node reads the values kubelet wants (files bound over
+# the entries here only); the machine's own values are untouched.
+for file in /SYSCTL_FILES/*; do
+    entry=/proc/sys/$(basename "$file" | tr . /)
+    grep -q " $entry " /proc/1/mountinfo || mount --bind -o ro "$file" "$entry"
+done
+# nspawn mounts the cgroup v1 controllers read-only; kubelet and systemd create the pods'
+# cgroups (below the node's own cgroup) in each of them.
+for controller in /sys/fs/cgroup/*; do
+    [ -d "$controller" ] && [ ! -L "$controller" ] || continue
+    case $controller in /sys/fs/cgroup/unified|/sys/fs/cgroup/systemd) continue ;; esac
+    if awk -v m="$controller" '$5 == m && $6 ~ /(^|,)ro(,|$)/ { found = 1 } END { exit !found }' /proc/1/mountinfo; then
+        mount -o remount,bind,rw,nosuid,nodev,noexec "$controller"
+    fi
+done
+""".replace("SYSCTL_FILES", SYSCTL_FILES)
 
 Log = Callable[[str], None]
 
@@ -308,6 +338,10 @@ class Testbed:
         hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
         hosts += [f"{other.address}\t{other.name}" for other in self.spec.machines]
         (root / "etc/hosts").write_text("\n".join(hosts) + "\n")
+        sysctls = root / SYSCTL_FILES
+        sysctls.mkdir(parents=True)
+        for key, value in KUBELET_SYSCTLS.items():
+            (sysctls / key.replace("/", ".")).write_text(value + "\n")
         ssh_dir = root / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(client_key + "\n")
@@ -402,12 +436,9 @@ class Testbed:
                 sh([*_nsenter(pid1), "systemctl", "daemon-reload"], check=False, timeout=30)
                 stalled_since = None
             time.sleep(0.2)
-        # nspawn makes /proc/sys/net writable only with --private-network, not with
-        # --network-namespace-path: give the node its own namespace's net.* back.
-        # Kernel-wide entries (kernel.*, vm.*, fs.*) stay read-only: they are this machine's.
-        sh(["nsenter", f"--target={pid1}", "--mount", "--", "sh", "-c",
-            "grep -q ' /proc/sys/net ' /proc/self/mountinfo || "
-            "{ mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net; }"])
+        # Once booted (its /proc mounted): what a real machine gives kubelet and nspawn does not.
+        plumbing = NODE_PLUMBING if node.name != self.spec.deploy.name else NODE_PLUMBING.split("# kubelet's")[0]
+        sh(["nsenter", f"--target={pid1}", "--mount", "--", "sh", "-c", plumbing], timeout=30)
         if state == "degraded":
             failed = sh([*_nsenter(pid1), "systemctl", "--failed", "--plain", "--no-legend"], check=False).stdout
             self.log(f"{node.name}: degraded; failed units:\n{failed.rstrip()}")

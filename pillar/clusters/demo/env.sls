@@ -5,9 +5,7 @@ env:
   kubernetes_version: "1.37.2"
   runtime: containerd
   network:
-    plugin: calico
-    calico:
-      mode: vxlan
+    plugin: host-gw
   kube_proxy:
     mode: iptables
   networks:
@@ -15,6 +13,8 @@ env:
     pod: 10.244.0.0/16
     service: 10.96.0.0/16
   cluster_domain: cluster.local
+  # The testbed has no name server: CoreDNS answers cluster names only.
+  upstream_dns: []
   api_port: 6443
   bundle:
     url: http://10.77.0.1:8080/

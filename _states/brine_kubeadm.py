@@ -1,0 +1,381 @@
+"""
+A node's membership of its Kubernetes cluster, through kubeadm.
+
+- ``brine_kubeadm.reset_if_incomplete``: a node that kubeadm began to bring in
+  and did not finish (a run killed mid-join) is reset, so the run resumes from a
+  clean node; a member or an untouched node is left alone.
+- ``brine_kubeadm.joined``: ``kubeadm init`` on the first master, ``kubeadm
+  join`` (``--control-plane`` on masters) elsewhere, each once: a node with
+  ``/etc/kubernetes/kubelet.conf`` is a member and nothing runs. A joining node
+  first brings up its API load balancer (see :func:`joined`).
+- ``brine_kubeadm.token_valid``: the cluster's bootstrap token exists and has
+  at least 30 minutes left (first master, before joins).
+- ``brine_kubeadm.api_ready``: the API answers ``/readyz`` through this node's
+  load balancer.
+- ``brine_kubeadm.nodes_ready``: every named node is registered and Ready.
+
+The bootstrap token never appears in a comment or log: command output is shown
+with it replaced.
+
+.. code-block:: yaml
+
+    kubernetes-node-joined:
+      brine_kubeadm.joined:
+        - name: worker1
+        - command: [kubeadm, join, --config=/etc/kubernetes/brine/kubeadm.yaml]
+        - first_master: False
+        - standalone_kubelet_config: /etc/kubernetes/brine/kubelet-standalone.yaml
+"""
+
+import base64
+import datetime
+import json
+import os
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import salt.utils.data
+import salt.utils.secret
+
+__virtualname__ = "brine_kubeadm"
+
+KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+LB_CA = "/etc/kubernetes/brine/lb/ca.crt"
+#: Files kubeadm leaves on a node it began to bring in (kubelet.conf marks a finished one).
+TRACES = ("/etc/kubernetes/bootstrap-kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml",
+          "/var/lib/kubelet/kubeadm-flags.env", "/var/lib/kubelet/pki/kubelet-client-current.pem")
+PREJOIN_UNIT = "brine-kubelet-prejoin"
+TOKEN_MIN_LEFT = datetime.timedelta(minutes=30)
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _token():
+    secrets = salt.utils.secret.expose(salt.utils.data.traverse_dict_and_list(__pillar__, "brine_secrets", {}))
+    return (secrets.get("kubernetes") or {}).get("bootstrap_token", "")
+
+
+def _redact(text):
+    token = _token()
+    if token:
+        text = text.replace(token, "<bootstrap token>").replace(token.split(".")[1], "<token secret>")
+    return text
+
+
+def _run(argv, timeout=600, stderr=True):
+    """(exit code, output) of a command; output (stdout, and stderr unless told) with the token redacted."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as error:
+        return 124, _redact(f"{' '.join(argv[:2])}: timed out after {timeout} s\n{error.stdout or ''}{error.stderr or ''}")
+    except OSError as error:
+        return 127, f"{argv[0]}: {error}"
+    return proc.returncode, _redact(proc.stdout + (proc.stderr if stderr or proc.returncode else ""))
+
+
+def _tail(text, lines=25):
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _summary(text, lines=15):
+    """The lines of kubeadm's output that say what went wrong, then its last lines."""
+    all_lines = text.strip().splitlines()
+    errors = [line for line in all_lines if "[ERROR" in line or line.startswith(("error", "E1", "E0", "F1", "F0"))]
+    tail = [line for line in all_lines[-lines:] if line not in errors]
+    return "\n".join(errors[-lines:] + tail)
+
+
+def _readyz(port, timeout=3.0):
+    """(ok, what) of GET https://127.0.0.1:<port>/readyz, the server checked against the cluster CA."""
+    context = ssl.create_default_context(cafile=LB_CA) if os.path.exists(LB_CA) else ssl._create_unverified_context()
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", timeout=timeout, context=context) as response:
+            return response.status == 200, f"HTTP {response.status}"
+    except urllib.error.HTTPError as error:
+        return False, f"HTTP {error.code}"
+    except (OSError, ssl.SSLError) as error:
+        return False, str(getattr(error, "reason", error))
+
+
+def _wait_readyz(port, seconds):
+    deadline = time.monotonic() + seconds
+    ok, what = _readyz(port)
+    while not ok and time.monotonic() < deadline:
+        time.sleep(2)
+        ok, what = _readyz(port)
+    return ok, what
+
+
+def reset_if_incomplete(name, cri_socket="unix:///run/containerd/containerd.sock"):
+    """
+    Reset a node kubeadm began to bring in and did not finish.
+
+    name
+        The node's name (for the comment).
+    cri_socket
+        The container runtime's CRI socket kubeadm reset clears.
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if os.path.exists(KUBELET_CONF):
+        ret["comment"] = f"{name} is a member of its cluster"
+        return ret
+    traces = [path for path in TRACES if os.path.exists(path)]
+    if not traces:
+        ret["comment"] = f"{name} has no trace of an unfinished kubeadm run"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name}: an unfinished kubeadm run ({', '.join(traces)}) would be reset")
+        return ret
+    code, output = _run(["kubeadm", "reset", "--force", f"--cri-socket={cri_socket}"], timeout=300)
+    if code != 0:
+        ret.update(result=False, comment=f"kubeadm reset failed (exit {code}):\n{_tail(output)}")
+        return ret
+    ret.update(changes={"reset": traces}, comment=f"{name}: reset what an unfinished kubeadm run left ({', '.join(traces)})")
+    return ret
+
+
+def _bring_up_lb(api_port, standalone_config, seconds):
+    """
+    Run this node's static pods (its API load balancer) with a kubelet that needs
+    no API: kubelet's TLS bootstrap, run by kubeadm join, reaches the API through
+    127.0.0.1 and so needs the load balancer already running. The containers
+    outlive this kubelet; kubeadm's kubelet takes the pod over.
+    """
+    _run(["systemctl", "stop", f"{PREJOIN_UNIT}.service"], timeout=60)
+    _run(["systemctl", "reset-failed", f"{PREJOIN_UNIT}.service"], timeout=60)
+    code, output = _run(["systemd-run", f"--unit={PREJOIN_UNIT}", "--property=Restart=on-failure",
+                         "/usr/local/bin/kubelet", f"--config={standalone_config}"], timeout=60)
+    if code != 0:
+        return False, f"could not start a kubelet for the load balancer: {_tail(output)}"
+    ok, what = _wait_readyz(api_port, seconds)
+    _run(["systemctl", "stop", f"{PREJOIN_UNIT}.service"], timeout=120)
+    if not ok:
+        return False, (f"the API did not answer through this node's load balancer (https://127.0.0.1:{api_port}/readyz: "
+                       f"{what}) within {seconds} s")
+    return True, f"the API answers through this node's load balancer ({what})"
+
+
+def joined(name, command, first_master=False, api_port=6443, standalone_kubelet_config=None, wait_seconds=300):
+    """
+    Make this node a member of its cluster, once.
+
+    name
+        The node's name.
+    command
+        The kubeadm command line (``kubeadm init --config=...`` on the first
+        master, ``kubeadm join --config=...`` elsewhere).
+    first_master
+        True on the node that initialises the cluster.
+    api_port
+        The port of the local load balancer (and of the API servers).
+    standalone_kubelet_config
+        A KubeletConfiguration that runs the static pods with no API, used to
+        bring up the load balancer before a join.
+    wait_seconds
+        How long to wait for the API through the load balancer.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    if os.path.exists(KUBELET_CONF):
+        ret.update(result=True, comment=f"{name} is a member of its cluster (kubelet.conf present): kubeadm not run")
+        return ret
+    what = "kubeadm init" if first_master else "kubeadm join"
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{what} would run on {name}")
+        return ret
+    lines = []
+    started = time.monotonic()
+    if not first_master:
+        ok, said = _bring_up_lb(api_port, standalone_kubelet_config, wait_seconds)
+        if not ok:
+            ret["comment"] = f"{name}: {said}; not joined"
+            return ret
+        lines.append(said)
+    code, output = _run(list(command), timeout=900)
+    if code != 0:
+        ret["comment"] = "\n".join([*lines, f"{what} failed on {name} (exit {code}):", _summary(output)])
+        return ret
+    lines.append(f"{what} done in {time.monotonic() - started:.1f} s")
+    ok, said = _wait_readyz(api_port, wait_seconds)
+    if not ok:
+        ret.update(changes={"kubeadm": what}, comment="\n".join([*lines, f"but the API is not ready: {said}"]))
+        return ret
+    lines.append(f"the API is ready through 127.0.0.1:{api_port}")
+    ret.update(result=True, changes={"kubeadm": what}, comment="\n".join(lines))
+    return ret
+
+
+def _kubectl(*args, timeout=60):
+    return _run(["kubectl", f"--kubeconfig={ADMIN_CONF}", *args], timeout=timeout, stderr=False)
+
+
+def token_valid(name, ttl="2h"):
+    """
+    The bootstrap token from the pillar exists in the cluster with at least 30
+    minutes left; made again (with ``ttl``) otherwise. ``name`` is a label.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    token = _token()
+    if not token:
+        ret["comment"] = "no bootstrap token in the pillar (salt-run cluster.secrets)"
+        return ret
+    token_id = token.split(".")[0]
+    code, output = _kubectl("-n", "kube-system", "get", f"secret/bootstrap-token-{token_id}", "-o",
+                            "jsonpath={.data.expiration}")
+    if code == 0:
+        expiration = base64.b64decode(output.strip()).decode() if output.strip() else ""
+        if not expiration:
+            ret.update(result=True, comment="the bootstrap token exists and does not expire")
+            return ret
+        left = datetime.datetime.fromisoformat(expiration.replace("Z", "+00:00")) - datetime.datetime.now(datetime.UTC)
+        if left > TOKEN_MIN_LEFT:
+            ret.update(result=True, comment=f"the bootstrap token is valid for {int(left.total_seconds() // 60)} more minutes")
+            return ret
+    elif "NotFound" not in output and "not found" not in output:
+        ret["comment"] = f"cannot read the bootstrap token: {_tail(output, 5)}"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment="the bootstrap token would be made valid again")
+        return ret
+    _kubectl("-n", "kube-system", "delete", f"secret/bootstrap-token-{token_id}", "--ignore-not-found")
+    code, output = _run(["kubeadm", "token", "create", token, f"--ttl={ttl}", f"--kubeconfig={ADMIN_CONF}",
+                         "--description=Brine's join token (cluster.deploy makes it valid again on every run)"])
+    if code != 0:
+        ret["comment"] = f"kubeadm token create failed: {_tail(output, 5)}"
+        return ret
+    ret.update(result=True, changes={"bootstrap token": f"valid for {ttl}"}, comment=f"bootstrap token made valid for {ttl}")
+    return ret
+
+
+def api_ready(name, api_port=6443, wait_seconds=300):
+    """The API answers ``/readyz`` through this node's load balancer (a gate; changes nothing)."""
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    ok, said = _wait_readyz(api_port, wait_seconds)
+    ret.update(result=ok, comment=f"https://127.0.0.1:{api_port}/readyz: {said}")
+    return ret
+
+
+def nodes_ready(name, nodes, wait_seconds=600):
+    """
+    Every node in ``nodes`` is registered and Ready (read with admin.conf on a
+    master). A gate: changes nothing; fails naming each node not Ready and why.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        code, output = _kubectl("get", "nodes", "-o", "json")
+        problems = []
+        if code != 0:
+            problems.append(f"kubectl get nodes: {_tail(output, 3)}")
+        else:
+            found = {item["metadata"]["name"]: item for item in json.loads(output)["items"]}
+            for node in nodes:
+                if node not in found:
+                    problems.append(f"{node}: not registered")
+                    continue
+                ready = next((c for c in found[node]["status"].get("conditions", []) if c["type"] == "Ready"), None)
+                if not ready or ready["status"] != "True":
+                    problems.append(f"{node}: not Ready ({(ready or {}).get('message', 'no Ready condition')})")
+        if not problems:
+            ret.update(result=True, comment=f"all {len(nodes)} nodes Ready: {', '.join(nodes)}")
+            return ret
+        if time.monotonic() > deadline:
+            ret["comment"] = f"after {wait_seconds} s:\n" + "\n".join(problems)
+            return ret
+        time.sleep(3)
+
+
+def record_applied(name, data, bundle_url=None, namespace="kube-system"):
+    """
+    The ConfigMap ``<namespace>/<name>`` holds ``data`` (the cluster's deploy
+    settings; no secret ever goes in), plus the served bundle's id and
+    ``deployed_at``: when these settings were first recorded. Applied again only
+    when a setting differs, so a re-run on an unchanged cluster changes nothing.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    wanted = {key: value if isinstance(value, str) else json.dumps(value, sort_keys=True) for key, value in data.items()}
+    if bundle_url:
+        try:
+            with urllib.request.urlopen(f"{bundle_url.rstrip('/')}/index.json", timeout=30) as response:
+                wanted["bundle_id"] = json.load(response)["bundle_id"]
+        except (OSError, ValueError, KeyError) as error:
+            ret["comment"] = f"cannot read the bundle id from {bundle_url}/index.json: {error}"
+            return ret
+    code, output = _kubectl("-n", namespace, "get", f"configmap/{name}", "-o", "json")
+    current = json.loads(output).get("data", {}) if code == 0 else {}
+    if {k: v for k, v in current.items() if k != "deployed_at"} == wanted:
+        ret.update(result=True, comment=f"configmap {namespace}/{name} records these settings since {current.get('deployed_at')}")
+        return ret
+    wanted["deployed_at"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"configmap {namespace}/{name} would be applied")
+        return ret
+    document = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": name, "namespace": namespace,
+                                        "labels": {"app.kubernetes.io/managed-by": "brine"}},
+                           "data": wanted})  # fmt: skip
+    try:
+        proc = subprocess.run(["kubectl", f"--kubeconfig={ADMIN_CONF}", "apply", "-f", "-"], input=document,
+                              capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        ret["comment"] = f"kubectl apply: {error}"
+        return ret
+    if proc.returncode != 0:
+        ret["comment"] = f"kubectl apply of configmap {namespace}/{name} failed: {_tail(proc.stderr, 5)}"
+        return ret
+    changed = sorted(k for k in wanted if k != "deployed_at" and current.get(k) != wanted[k])
+    ret.update(result=True, changes={"recorded": changed}, comment=f"configmap {namespace}/{name} applied")
+    return ret
+
+
+def _corefile_forward(corefile, upstream):
+    """The Corefile with its ``forward`` block pointing at ``upstream`` (kept as is for None; removed for [])."""
+    import re  # pylint: disable=import-outside-toplevel
+
+    block = re.compile(r"^([ \t]*)forward \. [^\n{]*(\{[^}]*\})?[ \t]*\n", re.M)
+    match = block.search(corefile)
+    if upstream is None or match is None:
+        return corefile
+    if not upstream:
+        return corefile[:match.start()] + corefile[match.end():]
+    indent, options = match.group(1), match.group(2) or ""
+    line = f"{indent}forward . {' '.join(str(u) for u in upstream)}" + (f" {options}" if options else "") + "\n"
+    return corefile[:match.start()] + line + corefile[match.end():]
+
+
+def coredns_upstream(name, upstream=None):
+    """
+    CoreDNS forwards names outside the cluster to ``upstream`` (a list of name
+    server addresses): None keeps kubeadm's ``forward . /etc/resolv.conf``; an
+    empty list removes the forward block (a site without DNS: CoreDNS answers
+    cluster names only, instead of failing for want of a name server).
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    code, output = _kubectl("-n", "kube-system", "get", "configmap/coredns", "-o", "json")
+    if code != 0:
+        ret["comment"] = f"cannot read kube-system/coredns: {_tail(output, 3)}"
+        return ret
+    configmap = json.loads(output)
+    corefile = configmap["data"].get("Corefile", "")
+    wanted = _corefile_forward(corefile, upstream)
+    said = "node's /etc/resolv.conf" if upstream is None else (", ".join(map(str, upstream)) or "no upstream")
+    if wanted == corefile:
+        ret.update(result=True, comment=f"CoreDNS forwards to: {said}")
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"CoreDNS would forward to: {said}")
+        return ret
+    patch = json.dumps({"data": {"Corefile": wanted}})
+    code, output = _kubectl("-n", "kube-system", "patch", "configmap/coredns", "--type=merge", "-p", patch)
+    if code != 0:
+        ret["comment"] = f"cannot patch kube-system/coredns: {_tail(output, 3)}"
+        return ret
+    _kubectl("-n", "kube-system", "rollout", "restart", "deployment/coredns")
+    ret.update(result=True, changes={"forward": said}, comment=f"CoreDNS now forwards to: {said}")
+    return ret

@@ -1,0 +1,258 @@
+"""
+cluster.deploy end to end with real Kubernetes v1.37.2 (built by `make k8s-artifacts`)
+on the testbed: 3 masters + 2 workers, kube-proxy iptables, the host-gw network,
+CoreDNS with no upstream. From bare nodes the deploy ends with every node Ready; then
+what a user would check by hand:
+
+- the control plane runs as static pods on every master, the API load balancer on
+  every node, and ``/readyz`` answers through 127.0.0.1:6443 on every worker;
+- with master1's API server stopped, 100 of 100 requests from each worker through
+  127.0.0.1:6443 still succeed;
+- CoreDNS answers ``kubernetes.default`` from a pod; a pod on one worker reaches a pod
+  on the other;
+- kube-system/brine-cluster records the settings and holds no secret;
+- a second deploy changes nothing;
+- a deploy whose worker loses its sshd mid-join fails naming the node, and the next
+  run converges.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.clusters import TestCluster
+from tests.e2e import toolbox
+from tests.saltenv import SaltEnv, changed_states
+
+pytestmark = [pytest.mark.testbed, pytest.mark.e2e, pytest.mark.slow]
+
+NAME = "e2e137"
+MASTERS = ["master1", "master2", "master3"]
+WORKERS = ["worker1", "worker2"]
+KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
+FIGURES: dict[str, str] = {}
+
+
+def figure(name: str, value: str) -> None:
+    FIGURES[name] = value
+    print(f"FIGURE {name}: {value}")
+
+
+def step_table(steps: dict[str, dict]) -> str:
+    rows = sorted(steps.values(), key=lambda s: s["__run_num__"])
+    return ", ".join(f"{s['__id__'].removeprefix('cluster-')} {s['duration'] / 1000:.1f}" for s in rows)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, real_bundle):
+    env = SaltEnv(str(tmp_path_factory.mktemp(NAME)))
+    test_cluster = TestCluster(env, NAME, third_octet=84, masters=3, workers=2, kubernetes="built")
+    test_cluster.up()
+    try:
+        yield test_cluster
+    finally:
+        test_cluster.down()
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster):
+    started = time.monotonic()
+    code, steps, out = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
+    took = time.monotonic() - started
+    bad = {sid: s["comment"][-3000:] for sid, s in steps.items() if s["result"] is not True}
+    assert code == 0 and not bad, json.dumps(bad, indent=1)[-8000:] or out[-5000:]
+    figure("deploy from bare nodes, 3 masters + 2 workers (s)", f"{took:.1f}")
+    figure("steps (s)", step_table(steps))
+    return steps
+
+
+def kubectl(cluster, command: str, check: bool = True) -> str:
+    proc = cluster.testbed.run("master1", f"{KUBECTL} {command}", timeout=120)
+    if check:
+        assert proc.returncode == 0, f"kubectl {command}: {proc.stderr}"
+    return proc.stdout
+
+
+def test_every_node_is_ready(cluster, deployed):
+    nodes = json.loads(kubectl(cluster, "get nodes -o json"))["items"]
+    ready = {n["metadata"]["name"]: next(c["status"] for c in n["status"]["conditions"] if c["type"] == "Ready")
+             for n in nodes}
+    assert ready == dict.fromkeys(MASTERS + WORKERS, "True")
+    versions = {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes}
+    assert versions == {"v1.37.2"}
+
+
+def pods(cluster) -> list[dict]:
+    return json.loads(kubectl(cluster, "get pods -A -o json"))["items"]
+
+
+def test_control_plane_runs_as_static_pods_on_every_master(cluster, deployed):
+    running = {(p["metadata"]["name"]) for p in pods(cluster) if p["status"]["phase"] == "Running"}
+    for master in MASTERS:
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            assert f"{component}-{master}" in running
+    # each API server binds its node's address only: 127.0.0.1:6443 is the load balancer's
+    listeners = cluster.testbed.run("master1", "ss -Hltnp 'sport = :6443'").stdout
+    assert "10.84.0.11:6443" in listeners and '"kube-apiserver"' in listeners
+    assert "127.0.0.1:6443" in listeners and '"nginx"' in listeners
+
+
+def test_every_node_runs_its_api_load_balancer(cluster, deployed):
+    lb = {p["spec"]["nodeName"]: p for p in pods(cluster) if p["metadata"]["name"].startswith("brine-api-lb-")}
+    assert set(lb) == set(MASTERS + WORKERS)
+    for node, pod in lb.items():
+        assert pod["status"]["phase"] == "Running", node
+        assert all(c["ready"] for c in pod["status"]["containerStatuses"]), node
+    for worker in WORKERS:
+        proc = cluster.testbed.run(worker, "curl -sk https://127.0.0.1:6443/readyz; echo; "
+                                           "curl -s http://127.0.0.1:8081/healthz")
+        assert proc.stdout.split() == ["ok", "ok"], (worker, proc.stdout, proc.stderr)
+        # kubelet and kube-proxy talk to the API through it
+        conf = cluster.testbed.run(worker, "grep server: /etc/kubernetes/kubelet.conf").stdout
+        assert "https://127.0.0.1:6443" in conf
+
+
+def test_api_answers_through_every_worker_with_master1_api_server_stopped(cluster, deployed):
+    manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+    cluster.testbed.run("master1", f"mv {manifest} /root/kube-apiserver.yaml.aside", check=True)
+    try:
+        deadline = time.monotonic() + 120
+        while cluster.testbed.run("master1", "ss -Hltn 'sport = :6443' | grep -q 10.84.0.11").returncode == 0:
+            assert time.monotonic() < deadline, "master1's API server did not stop"
+            time.sleep(1)
+        for worker in WORKERS:
+            started = time.monotonic()
+            proc = cluster.testbed.run(
+                worker, "ok=0; for i in $(seq 100); do "
+                        "[ \"$(curl -sk -m 5 https://127.0.0.1:6443/readyz)\" = ok ] && ok=$((ok+1)); done; echo $ok",
+                timeout=600)
+            assert proc.stdout.strip() == "100", (worker, proc.stdout, proc.stderr)
+            figure(f"{worker}: 100 requests through 127.0.0.1:6443 with master1 down (s)",
+                   f"{time.monotonic() - started:.1f}")
+        health = cluster.testbed.run("worker1", "curl -s http://127.0.0.1:8081/healthz").stdout
+        assert health.strip() == "ok"
+    finally:
+        cluster.testbed.run("master1", f"mv /root/kube-apiserver.yaml.aside {manifest}", check=True)
+    deadline = time.monotonic() + 180
+    while cluster.testbed.run("master1", "curl -sk -m 3 https://10.84.0.11:6443/readyz").stdout != "ok":
+        assert time.monotonic() < deadline, "master1's API server did not come back"
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def toolbox_image(cluster, deployed):
+    with open(f"{cluster.env.state}/clusters/{NAME}/secrets/registry.json", encoding="utf-8") as handle:
+        credentials = json.load(handle)
+    return toolbox.push(cluster.testbed, "10.84.0.1:5000", credentials)
+
+
+def run_pod(cluster, name: str, image: str, node: str, command: str) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+           "spec": {"nodeName": node, "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": image, "command": ["/bin/sh", "-c", command]}]}}
+    proc = cluster.testbed.run("master1", f"{KUBECTL} apply -f -", input=json.dumps(pod), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def wait_pod(cluster, name: str, phase: set[str], timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        pod = json.loads(kubectl(cluster, f"-n default get pod {name} -o json"))
+        if pod["status"].get("phase") in phase:
+            return pod
+        assert time.monotonic() < deadline, json.dumps(pod["status"])[:2000]
+        time.sleep(2)
+
+
+def test_coredns_answers_kubernetes_default_from_a_pod(cluster, toolbox_image):
+    run_pod(cluster, "dns-probe", toolbox_image, "worker1", "nslookup kubernetes.default.svc.cluster.local")
+    wait_pod(cluster, "dns-probe", {"Succeeded", "Failed"})
+    log = kubectl(cluster, "-n default logs dns-probe")
+    assert "10.96.0.1" in log, log
+
+
+def test_a_pod_on_one_worker_reaches_a_pod_on_the_other(cluster, toolbox_image):
+    run_pod(cluster, "web", toolbox_image, "worker1",
+            "echo brine-pod-network > /www/index.html && exec httpd -f -p 8080 -h /www")
+    web = wait_pod(cluster, "web", {"Running"})
+    address = web["status"]["podIP"]
+    assert address.startswith("10.244.")
+    run_pod(cluster, "client", toolbox_image, "worker2", f"wget -q -T 5 -O - http://{address}:8080/")
+    wait_pod(cluster, "client", {"Succeeded", "Failed"})
+    assert kubectl(cluster, "-n default logs client").strip() == "brine-pod-network"
+
+
+def test_the_record_holds_the_settings_and_no_secret(cluster, deployed):
+    record = json.loads(kubectl(cluster, "-n kube-system get configmap brine-cluster -o json"))["data"]
+    assert record["kubernetes_version"] == "v1.37.2"
+    assert record["kubeadm_api"] == "kubeadm.k8s.io/v1beta4"
+    assert record["network_plugin"] == "host-gw" and record["kube_proxy_mode"] == "iptables"
+    assert json.loads(record["nodes"]) == {**dict.fromkeys(MASTERS, "master,etcd"), **dict.fromkeys(WORKERS, "worker")}
+    assert record["bundle_id"] and record["deployed_at"]
+    text = json.dumps(record)
+    state = f"{cluster.env.state}/clusters/{NAME}"
+    with open(f"{state}/secrets/bootstrap-token", encoding="ascii") as handle:
+        token = handle.read().strip()
+    with open(f"{state}/secrets/registry.json", encoding="utf-8") as handle:
+        password = json.load(handle)["password"]
+    for secret in (token, token.split(".")[1], password, "PRIVATE KEY", "BEGIN"):
+        assert secret not in text
+
+
+def test_secret_files_on_nodes_are_0600(cluster, deployed):
+    listing = cluster.testbed.run("master1", "stat -c '%a %n' /etc/kubernetes/pki/*.key "
+                                             "/etc/kubernetes/brine/kubeadm.yaml /etc/kubernetes/admin.conf").stdout
+    modes = dict(reversed(line.split(" ", 1)) for line in listing.splitlines())
+    assert modes and set(modes.values()) == {"600"}, modes
+    worker = cluster.testbed.run("worker1", "stat -c '%a' /etc/kubernetes/brine/kubeadm.yaml").stdout.strip()
+    assert worker == "600"
+
+
+def test_a_second_deploy_changes_nothing(cluster, deployed):
+    started = time.monotonic()
+    code, steps, _ = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
+    figure("second deploy on the finished cluster (s)", f"{time.monotonic() - started:.1f}")
+    figure("second deploy steps (s)", step_table(steps))
+    assert code == 0
+    changed = {sid: changed_states(s) or s.get("changes") for sid, s in steps.items()
+               if changed_states(s) or (s.get("changes") and not isinstance(next(iter(s["changes"].values())), dict))}
+    assert changed == {}, changed
+
+
+def test_a_join_cut_off_midway_fails_clearly_and_the_next_run_converges(cluster, deployed):
+    """worker2 is taken out and reset; the deploy that joins it again loses worker2's sshd
+    while kubeadm join runs there; the run fails naming worker2; the next run converges."""
+    kubectl(cluster, "delete node worker2 --wait=true")
+    cluster.testbed.run("worker2", "kubeadm reset --force >/dev/null 2>&1; rm -rf /etc/cni/net.d/*", check=True,
+                        timeout=300)
+
+    def cut_sshd_when_join_runs() -> None:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            if cluster.testbed.run("worker2", "pgrep -f 'kubeadm join' >/dev/null").returncode == 0:
+                time.sleep(2)  # kubeadm join is under way: cut the node's SSH off now
+                cluster.testbed.run("worker2", "systemctl kill --signal=KILL ssh.service; "
+                                               "pkill -KILL -f 'kubeadm join'; systemctl stop ssh.service")
+                return
+            time.sleep(0.5)
+
+    cutter = threading.Thread(target=cut_sshd_when_join_runs)
+    cutter.start()
+    code, steps, _ = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
+    cutter.join()
+    assert code != 0
+    workers = steps["cluster-workers-joined"]
+    assert workers["result"] is False
+    assert "worker2" in workers["comment"], workers["comment"][-3000:]
+    cluster.testbed.run("worker2", "systemctl start ssh.service", check=True)
+    started = time.monotonic()
+    code, steps, _out = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
+    bad = {sid: s["comment"][-2000:] for sid, s in steps.items() if s["result"] is not True}
+    assert code == 0 and not bad, json.dumps(bad, indent=1)[-6000:]
+    figure("re-run after the cut join (s)", f"{time.monotonic() - started:.1f}")
+    nodes = json.loads(kubectl(cluster, "get nodes -o json"))["items"]
+    assert "worker2" in {n["metadata"]["name"] for n in nodes}
