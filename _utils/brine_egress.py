@@ -94,9 +94,14 @@ class Allowed:
         return f"is not an image of the private registry {self.registry}"
 
 
+#: An nginx ``upstream <name> {`` block: ``proxy_pass https://<name>/...`` names it, not a host.
+NGINX_UPSTREAM = re.compile(r"^\s*upstream\s+([A-Za-z0-9_.-]+)\s*\{", re.M)
+
+
 def scan_text(source: str, text: str, allowed: Allowed) -> list[Finding]:
     """Every reference in ``text`` that leaves the cluster, by line."""
     findings = []
+    upstreams = {name.lower() for name in NGINX_UPSTREAM.findall(text)}
     for number, line in enumerate(text.splitlines(), 1):
         if COMMENT.match(line):
             continue
@@ -111,6 +116,8 @@ def scan_text(source: str, text: str, allowed: Allowed) -> list[Finding]:
                 findings.append(Finding(source, number, reference, problem))
         for match in URL.finditer(line):
             url = match.group(0).rstrip(".,;")
+            if (urlsplit(url).hostname or "").lower() in upstreams:
+                continue  # an nginx upstream of this file, whose servers are judged where they are listed
             problem = allowed.url_problem(url)
             if problem:
                 findings.append(Finding(source, number, url, problem))

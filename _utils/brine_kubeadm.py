@@ -262,6 +262,11 @@ def command(env: dict[str, Any], node: dict[str, Any], inventory: dict[str, Any]
         ignored = ["DirAvailable--etc-kubernetes-manifests", "ExternalEtcdVersion"]
         if node["name"] != first["name"]:
             ignored.append(f"Port-{env['api_port']}")
+        if not env.get("coredns", True):
+            # kubeadm's preflight pulls the CoreDNS image even when its addon is skipped; the
+            # bundle then carries none. The prefetch step has already put every image the
+            # cluster runs on the node, verified.
+            ignored.append("ImagePull")
     else:
         ignored = []
     if minor(env["kubernetes_version"]) >= 35:

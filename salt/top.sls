@@ -11,6 +11,8 @@ base:
     - bundle_ca
     - runtime
     - prefetch
+    - kubernetes
+    - network
   'brine_node:roles:worker':
     - match: pillar
     - offline_repo
@@ -18,6 +20,8 @@ base:
     - bundle_ca
     - runtime
     - prefetch
+    - kubernetes
+    - network
   'brine_node:roles:etcd':
     - match: pillar
     - offline_repo

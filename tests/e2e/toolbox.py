@@ -1,12 +1,14 @@
 """
 A test image for the end-to-end lanes: Debian's busybox-static as
-``<registry>/brine-test/toolbox:1`` (sh, nslookup, wget, httpd, nc...), pushed
+``<registry>/brine-test/toolbox:1`` (sh, nslookup, httpd, nc...; its wget crashes), pushed
 into a testbed cluster's private registry from its deploy node. It is the tests'
 client inside the cluster, never part of a bundle.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import tempfile
@@ -15,11 +17,14 @@ from pathlib import Path
 from tests.mirror.oci import ImageConfig, build_image
 
 DROP = Path("/var/cache/brine/bundles/test-images")  # the deploy node's /srv/brine/incoming/test-images
-ARCHIVE = DROP / "toolbox.oci.tar"
 DEB_CACHE = Path("/var/cache/brine/mirror/.test-debs")
 REPOSITORY = "brine-test/toolbox:1"
 APPLETS = ("sh", "ash", "cat", "echo", "env", "hostname", "httpd", "ip", "ls", "nc", "nslookup", "ping", "sleep",
-           "wget", "true", "false", "timeout", "mkdir")  # fmt: skip
+           "true", "false", "timeout", "mkdir")  # fmt: skip
+
+
+#: Named by what it holds, so a change of applets builds it anew.
+ARCHIVE = DROP / f"toolbox-{hashlib.sha256(' '.join(APPLETS).encode()).hexdigest()[:12]}.oci.tar"
 
 
 def archive() -> Path:
@@ -50,12 +55,12 @@ def archive() -> Path:
 def push(testbed, registry: str, credentials: dict[str, str]) -> str:
     """Push the toolbox into ``registry`` from the deploy node; return its reference."""
     archive()
-    auth = json.dumps({"auths": {registry: {"auth": __import__("base64").b64encode(
+    auth = json.dumps({"auths": {registry: {"auth": base64.b64encode(
         f"{credentials['username']}:{credentials['password']}".encode()).decode()}}})
     script = (
         "set -e; umask 077; f=$(mktemp); cat >\"$f\"; "
         f"skopeo copy --quiet --authfile \"$f\" --dest-tls-verify=false "
-        f"oci-archive:/srv/brine/incoming/test-images/toolbox.oci.tar docker://{registry}/{REPOSITORY}; rm -f \"$f\""
+        f"oci-archive:/srv/brine/incoming/test-images/{ARCHIVE.name} docker://{registry}/{REPOSITORY}; rm -f \"$f\""
     )
     testbed.run("deploy", script, check=True, timeout=300, input=auth)
     return f"{registry}/{REPOSITORY}"

@@ -68,3 +68,15 @@ spec:
     findings = brine_egress.scan_text("web.yaml", manifest, ALLOWED)
     assert [str(f) for f in findings] == [
         "web.yaml:8: docker.io/library/nginx is not an image of the private registry 10.77.0.1:5000"]
+
+
+def test_an_nginx_upstream_name_is_not_taken_for_a_host():
+    config = """
+upstream kube_apiservers_readyz {
+    server 10.77.0.11:6443;
+}
+location = /healthz { proxy_pass https://kube_apiservers_readyz/readyz; }
+location = /other { proxy_pass https://elsewhere.example/readyz; }
+"""
+    findings = brine_egress.scan_text("nginx.conf", config, ALLOWED)
+    assert [f.reference for f in findings] == ["https://elsewhere.example/readyz"]
