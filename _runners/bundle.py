@@ -39,10 +39,18 @@ def _progress(line):
     print(line, flush=True)  # one line per artifact while it runs, not only at the end
 
 
+def _release_line(release):
+    """"1.20" as given; Salt reads release=1.20 on the command line as the number 1.2."""
+    if isinstance(release, float):
+        raise brine_manifest.ManifestError(
+            f"release={release!r} was read as a number (1.20 becomes 1.2): quote it, release='\"1.20\"'")
+    return str(release)
+
+
 def _manifest_file(release, manifest):
     if manifest:
         return manifest
-    return brine_manifest.manifest_path(__opts__["file_roots"]["base"][0], str(release))
+    return brine_manifest.manifest_path(__opts__["file_roots"]["base"][0], _release_line(release))
 
 
 def default_output(release):
@@ -76,8 +84,8 @@ def build(release, source=None, output=None, pin=False, manifest=None):
 
         salt-run bundle.build release=1.37 source=/var/cache/brine/mirror/1.37
     """
-    path = _manifest_file(release, manifest)
     try:
+        path = _manifest_file(release, manifest)
         loaded = brine_manifest.load_manifest(path)
         output = output or default_output(release)
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -100,8 +108,8 @@ def pin(release, source=None, manifest=None):
 
         salt-run bundle.pin release=1.37 source=/var/cache/brine/mirror/1.37
     """
-    path = _manifest_file(release, manifest)
     try:
+        path = _manifest_file(release, manifest)
         loaded = brine_manifest.load_manifest(path)
         lines = brine_bundle.pin(loaded, brine_bundle.Source(source), progress=lambda line: None)
     except (brine_manifest.ManifestError, brine_bundle.BundleError) as error:

@@ -80,10 +80,37 @@ def validate(cluster=None):
     if not cluster:
         return _fail(["cluster: no cluster named (salt-run cluster.validate <name>, or pillar='{\"cluster\": \"<name>\"}')"])
     loaded = _load(cluster)
-    if not loaded.valid:
-        return _fail([str(problem) for problem in loaded.problems]
-                     + [f"cluster {cluster}: {len(loaded.problems)} problem(s); nothing was changed on any node"])
+    problems = [str(problem) for problem in loaded.problems] if not loaded.valid else _bundle_problems(loaded)
+    if problems:
+        return _fail([*problems, f"cluster {cluster}: {len(problems)} problem(s); nothing was changed on any node"])
     return _done([f"cluster {cluster}: pillar valid ({len(loaded.nodes)} nodes)"])
+
+
+#: What a setting needs the release line's bundle to carry: (setting, value) -> image name suffixes.
+BUNDLE_NEEDS = {("network.plugin", "calico"): ("/calico/node", "/calico/cni", "/calico/kube-controllers")}
+
+
+def _bundle_problems(loaded):
+    """Settings the release line's bundle manifest cannot serve (e.g. Calico without its images)."""
+    import brine_manifest  # pylint: disable=import-outside-toplevel
+
+    line = ".".join(str(loaded.env["kubernetes_version"]).lstrip("v").split(".")[:2])
+    path = brine_manifest.manifest_path(__opts__["file_roots"]["base"][0], line)
+    try:
+        images = [a.name for a in brine_manifest.load_manifest(path).artifacts if a.kind == "image"]
+    except brine_manifest.ManifestError as error:
+        return [f"env.kubernetes_version: {error}"]
+    problems = []
+    for (setting, value), needed in BUNDLE_NEEDS.items():
+        section, key = setting.split(".")
+        if loaded.env[section][key] != value:
+            continue
+        missing = [suffix.lstrip("/") for suffix in needed if not any(name.endswith(suffix) for name in images)]
+        if missing:
+            problems.append(f"env.{setting}: {value} needs images the {line} bundle does not carry "
+                            f"({', '.join(missing)}; {os.path.relpath(path, brine_cluster.repo_root(__opts__))}) "
+                            f"(host-gw, or a bundle whose manifest carries them)")
+    return problems
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,8 @@ a cluster must point at the deploy node's registry or file server, or inside
 the cluster (loopback, node addresses, pod and service networks, in-cluster DNS
 names). Anything else would make a node reach out of the data centre.
 
-Comment lines are not read: nothing fetches them.
+Comment lines are not read: nothing fetches them. Nor are the ``description``
+texts of YAML documents (the schemas of CustomResourceDefinitions link to docs).
 """
 
 from __future__ import annotations
@@ -98,12 +99,38 @@ class Allowed:
 NGINX_UPSTREAM = re.compile(r"^\s*upstream\s+([A-Za-z0-9_.-]+)\s*\{", re.M)
 
 
+def _documentation_lines(text: str) -> set[int]:
+    """The lines (1-based) holding ``description:`` values of YAML documents; none if ``text`` is not YAML."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    lines: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == "description" and isinstance(value, yaml.ScalarNode):
+                    lines.update(range(value.start_mark.line + 1, value.end_mark.line + 2))
+                else:
+                    walk(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item)
+
+    try:
+        for document in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            walk(document)
+    except yaml.YAMLError:
+        return set()
+    return lines
+
+
 def scan_text(source: str, text: str, allowed: Allowed) -> list[Finding]:
     """Every reference in ``text`` that leaves the cluster, by line."""
     findings = []
     upstreams = {name.lower() for name in NGINX_UPSTREAM.findall(text)}
+    documentation = _documentation_lines(text) if "description:" in text else set()
     for number, line in enumerate(text.splitlines(), 1):
-        if COMMENT.match(line):
+        if COMMENT.match(line) or number in documentation:
             continue
         seen = set()
         for match in IMAGE.finditer(line):

@@ -236,17 +236,19 @@ def test_a_join_cut_off_midway_fails_clearly_and_the_next_run_converges(cluster,
     def cut_sshd_when_join_runs() -> None:
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            if cluster.testbed.run("worker2", "pgrep -f 'kubeadm join' >/dev/null").returncode == 0:
-                time.sleep(2)  # kubeadm join is under way: cut the node's SSH off now
-                cluster.testbed.run("worker2", "systemctl kill --signal=KILL ssh.service; "
-                                               "pkill -KILL -f 'kubeadm join'; systemctl stop ssh.service")
+            if cluster.testbed.run("worker2", "pgrep -x kubeadm >/dev/null").returncode == 0:
+                time.sleep(4)  # kubeadm join is under way: cut the node's SSH off now
+                cut.append(cluster.testbed.run("worker2", "systemctl stop ssh.service; pkill -KILL -x sshd; "
+                                                          "pkill -KILL -x kubeadm; pgrep -x sshd; true").stdout)
                 return
             time.sleep(0.5)
 
+    cut: list[str] = []
     cutter = threading.Thread(target=cut_sshd_when_join_runs)
     cutter.start()
     code, steps, _ = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
     cutter.join()
+    assert cut == [""], f"kubeadm join never ran on worker2, or sshd outlived the cut: {cut}"
     assert code != 0
     workers = steps["cluster-workers-joined"]
     assert workers["result"] is False

@@ -99,6 +99,26 @@ def test_each_node_has_its_own_cgroup(demo_testbed: Testbed) -> None:
         assert f":memory:/brine-testbed/{CLUSTER}/{name}\n" in cgroups
 
 
+def test_nodes_see_the_kernel_settings_kubelet_needs_and_the_host_keeps_its_own(demo_testbed: Testbed) -> None:
+    from tests.testbed.testbed import KUBELET_SYSCTLS
+
+    host = {key: Path(f"/proc/sys/{key}").read_text().strip() for key in KUBELET_SYSCTLS}
+    proc = demo_testbed.run("worker1", "for k in " + " ".join(KUBELET_SYSCTLS) + "; do cat /proc/sys/$k; done")
+    assert proc.stdout.split() == list(KUBELET_SYSCTLS.values())
+    assert {key: Path(f"/proc/sys/{key}").read_text().strip() for key in KUBELET_SYSCTLS} == host
+    # the node cannot change the machine's values through them
+    assert demo_testbed.run("worker1", "echo 0 > /proc/sys/vm/overcommit_memory").returncode != 0
+
+
+def test_nodes_can_make_cgroups_in_every_controller(demo_testbed: Testbed) -> None:
+    # nspawn mounts cgroup v1 controllers read-only; kubelet makes the pods' cgroups in each.
+    # The node's cgroup namespace roots them at its own cgroup.
+    proc = demo_testbed.run("worker1", "for c in memory cpu cpuacct pids blkio devices freezer cpuset; do "
+                                       "mkdir /sys/fs/cgroup/$c/brine-probe && rmdir /sys/fs/cgroup/$c/brine-probe "
+                                       "|| exit 1; done")
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_ssh_to_the_jump_host_works(demo_testbed: Testbed) -> None:
     proc = ssh(["ssh", *ssh_options(demo_testbed), f"root@{demo_testbed.jump_address}", "hostname"])
     assert proc.returncode == 0, proc.stderr

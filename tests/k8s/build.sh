@@ -21,6 +21,7 @@
 #   DEBIAN_K8S_VERSION  [v1.20.2]   the upstream version in bookworm's source package
 #   BRINE_K8S_CACHE     [/var/cache/brine/k8s]
 #   GO                  [/usr/local/go/bin/go]
+#   K8S_ONLY            [all seven]  just these Kubernetes binaries (e.g. "kubeadm")
 #   BUILD_P             [2]   go build -p;   BUILD_NICE [10]   nice level of the builds
 #
 # Results:  $BRINE_K8S_CACHE/<k8s version>/bin/<name>
@@ -110,13 +111,36 @@ k8s_ldflags() { # version build-date
 	printf '%s' "$flags"
 }
 
-build_k8s() { # version
-	local v=$1 out="$CACHE/$1" staging_v="v0.${1#v1.}" recipe info gomod date start t name
-	[[ $v =~ ^v1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$ ]] || die "not a Kubernetes version: $v"
-	recipe=$(printf '%s\n' "rev $RECIPE_REV" "module k8s.io/kubernetes $v, k8s.io/<staging> => $staging_v" \
+k8s_recipe() { # version binaries...
+	local v=$1
+	shift
+	printf '%s\n' "rev $RECIPE_REV" "module k8s.io/kubernetes $v, k8s.io/<staging> => v0.${v#v1.}" \
 		"$(go_id)" "go build -trimpath -ldflags '$(k8s_ldflags "$v" '<release time of the module>')'" \
-		"binaries ${K8S_BINARIES[*]}")
-	if fresh "$out" "$recipe"; then log "kubernetes $v: up to date ($out/bin)"; return; fi
+		"binaries $*"
+}
+
+# The binaries of K8S_BINARIES in $@ or in the recipe file $1 ("binaries ..." line), in K8S_BINARIES' order.
+canonical() { local n; for n in "${K8S_BINARIES[@]}"; do [[ " $* " == *" $n "* ]] && printf '%s ' "$n"; done; }
+
+build_k8s() { # version
+	local v=$1 out="$CACHE/$1" staging_v="v0.${1#v1.}" recipe info gomod date start t name have=() want=() build=()
+	[[ $v =~ ^v1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$ ]] || die "not a Kubernetes version: $v"
+	# K8S_ONLY (e.g. "kubeadm") builds just those; a result holding more is kept as it is.
+	read -ra want <<<"$(canonical ${K8S_ONLY:-${K8S_BINARIES[*]}})"
+	[ ${#want[@]} -gt 0 ] || die "K8S_ONLY='$K8S_ONLY' names none of ${K8S_BINARIES[*]}"
+	if [ -f "$out/RECIPE" ]; then
+		read -ra have <<<"$(canonical $(sed -n 's/^binaries //p' "$out/RECIPE"))"
+		if [ ${#have[@]} -gt 0 ] && fresh "$out" "$(k8s_recipe "$v" "${have[@]}")"; then
+			if [ -z "$(canonical "${want[@]}" | tr ' ' '\n' | grep -vxF -f <(printf '%s\n' "${have[@]}") | grep .)" ]; then
+				log "kubernetes $v: up to date ($out/bin: ${have[*]})"
+				return
+			fi
+		else
+			have=()
+		fi
+	fi
+	read -ra build <<<"$(canonical "${want[@]}" "${have[@]}")"
+	recipe=$(k8s_recipe "$v" "${build[@]}")
 
 	start=$(now)
 	log "kubernetes $v: building into $out"
@@ -153,13 +177,13 @@ build_k8s() { # version
 	fi
 	rm -f "$out/mod/go.mod.new"
 
-	for name in "${K8S_BINARIES[@]}"; do
+	for name in "${build[@]}"; do
 		t=$(now)
 		(cd "$out/mod" && gobuild -ldflags "$(k8s_ldflags "$v" "$date")" -o "$out/bin.new/$name" \
 			"k8s.io/kubernetes/cmd/$name") || die "kubernetes $v: go build $name failed"
 		log "kubernetes $v: $name built in $(since "$t") s"
 	done
-	for name in "${K8S_BINARIES[@]}"; do
+	for name in "${build[@]}"; do
 		case $name in
 		kubeadm) expect_output "$v" "$out/bin.new/kubeadm" version -o short ;;
 		kubectl) expect_output "Client Version: $v" "$out/bin.new/kubectl" version --client ;;

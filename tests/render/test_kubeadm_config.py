@@ -2,45 +2,17 @@
 kubeadm's configuration as Brine renders it (_utils/brine_kubeadm.py), for each API
 version: the shapes each version takes, what every join pins, the patches, the
 preflight checks told to step aside; then the real kubeadm of each API version reading
-the files strictly (unknown fields are errors), in the slow lane.
+the files strictly (unknown fields are errors): tests/e2e/test_kubeadm_strict.py.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import brine_kubeadm
-import brine_pillar
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-K8S_CACHE = Path("/var/cache/brine/k8s")
-TOKEN = "abcdef.0123456789abcdef"
-CA_HASH = "sha256:" + "ab" * 32
-
-
-def cluster(version: str = "1.37.2", **env_changes) -> dict:
-    with open(REPO_ROOT / "pillar/clusters/demo/env.sls", encoding="utf-8") as handle:
-        env = yaml.safe_load(handle)
-    with open(REPO_ROOT / "pillar/clusters/demo/inventory.sls", encoding="utf-8") as handle:
-        inventory = yaml.safe_load(handle)
-    env["env"]["kubernetes_version"] = version
-    env["env"].update(env_changes)
-    return brine_pillar.parse({**env, **inventory}).model_dump(mode="json")
-
-
-def docs_of(full: dict, node: str) -> list[dict]:
-    this = next(n for n in full["inventory"]["nodes"] if n["name"] == node)
-    return brine_kubeadm.documents(full["env"], full["inventory"], this, TOKEN, CA_HASH)
-
-
-def by_kind(docs: list[dict]) -> dict[str, dict]:
-    return {doc["kind"]: doc for doc in docs}
+from tests.kubeadm_cases import CA_HASH, TOKEN, by_kind, cluster, docs_of
 
 
 @pytest.mark.parametrize(("version", "api"), [
@@ -147,62 +119,3 @@ def test_the_standalone_kubelet_serves_nothing_beyond_the_node():
     assert config["address"] == "127.0.0.1" and config["readOnlyPort"] == 0
     assert config["authentication"]["anonymous"]["enabled"] is False
     assert config["staticPodPath"] == "/etc/kubernetes/manifests"
-
-
-# --- the real kubeadm reads them strictly (slow lane: needs `make k8s-artifacts`) --------
-
-
-@pytest.fixture(scope="session")
-def kubeadm_binaries():
-    """kubeadm 1.37 (v1beta4), 1.36 (still reads v1beta3) and 1.20.2 (v1beta2), built if absent."""
-    proc = subprocess.run([str(REPO_ROOT / "tests/k8s/build.sh"), "k8s", "debian"], capture_output=True, text=True,
-                          timeout=5400, check=False, env={**os.environ, "K8S_VERSIONS": "v1.36.3 v1.37.2"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"v1beta4": K8S_CACHE / "v1.37.2/bin/kubeadm", "v1beta3": K8S_CACHE / "v1.36.3/bin/kubeadm",
-            "v1beta2": K8S_CACHE / "v1.20.2/bin/kubeadm"}
-
-
-def write_config(tmp_path: Path, docs: list[dict]) -> Path:
-    path = tmp_path / "kubeadm.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return path
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("node", ["master1", "master2", "worker1"])
-@pytest.mark.parametrize("api", ["v1beta4", "v1beta3"])
-def test_kubeadm_validates_the_config_strictly(kubeadm_binaries, tmp_path, api, node):
-    full = cluster("1.37.2", kubeadm={"extra_args": {"apiserver": {"audit-log-maxage": "7"}, "kubelet": {"v": "2"}}})
-    kubeadm = kubeadm_binaries[api]
-    if api == "v1beta3":  # render as 1.30 would, then name a version this kubeadm deploys
-        full["env"]["kubernetes_version"] = "1.30.0"
-    docs = docs_of(full, node)
-    for doc in docs:
-        if doc["kind"] == "ClusterConfiguration":
-            doc["kubernetesVersion"] = "v1.36.3" if api == "v1beta3" else "v1.37.2"
-    assert docs[0]["apiVersion"] == f"kubeadm.k8s.io/{api}"
-    proc = subprocess.run([str(kubeadm), "config", "validate", "--config", str(write_config(tmp_path, docs))],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    # a field kubeadm does not know is an error: the check can fail
-    broken = copy.deepcopy(docs)
-    broken[0]["nodeRegistration"]["criSockett"] = "x"
-    proc = subprocess.run([str(kubeadm), "config", "validate", "--config", str(write_config(tmp_path, broken))],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode != 0 and "criSockett" in proc.stdout + proc.stderr
-
-
-@pytest.mark.slow
-def test_kubeadm_1_20_reads_the_v1beta2_config_without_unknown_fields(kubeadm_binaries, tmp_path):
-    full = cluster("1.20.2", coredns=False)
-    path = write_config(tmp_path, docs_of(full, "master1"))
-    proc = subprocess.run([str(kubeadm_binaries["v1beta2"]), "config", "images", "list", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "unknown field" not in proc.stderr, proc.stderr
-    assert "10.77.0.1:5000/kube-apiserver:v1.20.2" in proc.stdout
-    broken = docs_of(full, "master1")
-    broken[1]["networking"]["podSubnett"] = "x"
-    proc = subprocess.run([str(kubeadm_binaries["v1beta2"]), "config", "images", "list", "--config",
-                           str(write_config(tmp_path, broken))], capture_output=True, text=True, timeout=60, check=False)
-    assert "podSubnett" in proc.stderr

@@ -80,3 +80,21 @@ location = /other { proxy_pass https://elsewhere.example/readyz; }
 """
     findings = brine_egress.scan_text("nginx.conf", config, ALLOWED)
     assert [f.reference for f in findings] == ["https://elsewhere.example/readyz"]
+
+
+def test_description_texts_of_yaml_documents_are_not_read_but_values_are():
+    manifest = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+spec:
+  versions:
+  - schema:
+      openAPIV3Schema:
+        description: 'More info: https://git.k8s.io/community/contributors/devel/api-conventions.md#types-kinds
+          and https://kubernetes.io/docs/concepts/'
+        properties:
+          url:
+            default: https://downloads.example.com/x
+"""
+    findings = brine_egress.scan_text("crd.yaml", manifest, ALLOWED)
+    assert [(f.line, f.reference) for f in findings] == [(12, "https://downloads.example.com/x")]
