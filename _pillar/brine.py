@@ -191,6 +191,7 @@ def _kubeadm(full, node, kubernetes):
         "patches": brine_kubeadm.patches(full["env"], inventory_node),
         "command": brine_kubeadm.command(full["env"], inventory_node, full["inventory"], config_file),
         "config_file": config_file,
+        "standalone_kubelet_arguments": brine_kubeadm.standalone_kubelet_arguments(full["env"]),
         "standalone_kubelet_config": yaml.safe_dump(brine_kubeadm.standalone_kubelet_configuration(full["env"]),
                                                     sort_keys=False),
     }

@@ -141,7 +141,7 @@ def reset_if_incomplete(name, cri_socket="unix:///run/containerd/containerd.sock
     return ret
 
 
-def _bring_up_lb(api_port, standalone_config, seconds):
+def _bring_up_lb(api_port, standalone_config, seconds, arguments=()):
     """
     Run this node's static pods (its API load balancer) with a kubelet that needs
     no API: kubelet's TLS bootstrap, run by kubeadm join, reaches the API through
@@ -151,7 +151,7 @@ def _bring_up_lb(api_port, standalone_config, seconds):
     _run(["systemctl", "stop", f"{PREJOIN_UNIT}.service"], timeout=60)
     _run(["systemctl", "reset-failed", f"{PREJOIN_UNIT}.service"], timeout=60)
     code, output = _run(["systemd-run", f"--unit={PREJOIN_UNIT}", "--property=Restart=on-failure",
-                         "/usr/local/bin/kubelet", f"--config={standalone_config}"], timeout=60)
+                         "/usr/local/bin/kubelet", f"--config={standalone_config}", *arguments], timeout=60)
     if code != 0:
         return False, f"could not start a kubelet for the load balancer: {_tail(output)}"
     ok, what = _wait_readyz(api_port, seconds)
@@ -162,7 +162,8 @@ def _bring_up_lb(api_port, standalone_config, seconds):
     return True, f"the API answers through this node's load balancer ({what})"
 
 
-def joined(name, command, first_master=False, api_port=6443, standalone_kubelet_config=None, wait_seconds=300):
+def joined(name, command, first_master=False, api_port=6443, standalone_kubelet_config=None,
+           standalone_kubelet_arguments=(), wait_seconds=300):
     """
     Make this node a member of its cluster, once.
 
@@ -178,6 +179,8 @@ def joined(name, command, first_master=False, api_port=6443, standalone_kubelet_
     standalone_kubelet_config
         A KubeletConfiguration that runs the static pods with no API, used to
         bring up the load balancer before a join.
+    standalone_kubelet_arguments
+        kubelet's arguments besides ``--config`` for it (the runtime, before 1.27).
     wait_seconds
         How long to wait for the API through the load balancer.
     """
@@ -192,7 +195,7 @@ def joined(name, command, first_master=False, api_port=6443, standalone_kubelet_
     lines = []
     started = time.monotonic()
     if not first_master:
-        ok, said = _bring_up_lb(api_port, standalone_kubelet_config, wait_seconds)
+        ok, said = _bring_up_lb(api_port, standalone_kubelet_config, wait_seconds, standalone_kubelet_arguments)
         if not ok:
             ret["comment"] = f"{name}: {said}; not joined"
             return ret

@@ -132,6 +132,8 @@ def kubelet_configuration(env: dict[str, Any]) -> dict[str, Any]:
 def standalone_kubelet_configuration(env: dict[str, Any]) -> dict[str, Any]:
     """A kubelet that runs this node's static pods with no API (the load balancer before a join)."""
     config = kubelet_configuration(env)
+    if env["runtime"] == "containerd" and minor(env["kubernetes_version"]) >= 27:
+        config["containerRuntimeEndpoint"] = CRI_SOCKETS["containerd"]
     config.update(address="127.0.0.1", readOnlyPort=0, authentication={"anonymous": {"enabled": False},
                                                                          "webhook": {"enabled": False}},
                   authorization={"mode": "AlwaysAllow"})  # fmt: skip
@@ -140,12 +142,26 @@ def standalone_kubelet_configuration(env: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def standalone_kubelet_arguments(env: dict[str, Any]) -> list[str]:
+    """kubelet's command-line arguments besides ``--config`` for the standalone kubelet:
+    its container runtime, which kubelet before 1.27 does not take from its config."""
+    if env["runtime"] != "containerd" or minor(env["kubernetes_version"]) >= 27:
+        return []
+    argv = [f"--container-runtime-endpoint={CRI_SOCKETS['containerd']}"]
+    if minor(env["kubernetes_version"]) < 24:
+        argv.insert(0, "--container-runtime=remote")
+    return argv
+
+
 def kube_proxy_configuration(env: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "mode": env["kube_proxy"]["mode"],
         "clusterCIDR": str(env["networks"]["pod"]),
+        # net.netfilter.nf_conntrack_max is the os step's (salt/os_base): kube-proxy leaves it
+        # as it is instead of fighting it (and, where it is kernel-wide and read-only, failing).
+        "conntrack": {"maxPerCore": 0},
     }
 
 
@@ -253,13 +269,15 @@ def command(env: dict[str, Any], node: dict[str, Any], inventory: dict[str, Any]
     api = api_version(env["kubernetes_version"])
     if api.endswith("v1beta2"):
         argv.append(f"--experimental-patches={PATCHES_DIR}")
+    # Brine's load balancer manifest is already in /etc/kubernetes/manifests (kubeadm checks
+    # that folder is empty on init, control-plane joins, and up to 1.3x on every join).
+    ignored = ["DirAvailable--etc-kubernetes-manifests"]
     if "master" in node["roles"]:
-        # Brine's load balancer manifest is already in /etc/kubernetes/manifests, and on a
-        # joining master it already holds 127.0.0.1:<api_port> (the API server binds the node's address).
-        # The bundle's etcd is Debian 12's 3.4.23; kubeadm of recent releases wants a newer
-        # external etcd (1.37: 3.5.24) in preflight. The API server works with it (it checks
-        # etcd's features itself); docs/kubeadm.md says so.
-        ignored = ["DirAvailable--etc-kubernetes-manifests", "ExternalEtcdVersion"]
+        # On a joining master 127.0.0.1:<api_port> is already the load balancer's (the API
+        # server binds the node's address). The bundle's etcd is Debian 12's 3.4.23; kubeadm
+        # of recent releases wants a newer external etcd (1.37: 3.5.24) in preflight. The API
+        # server works with it (it checks etcd's features itself); docs/kubeadm.md says so.
+        ignored.append("ExternalEtcdVersion")
         if node["name"] != first["name"]:
             ignored.append(f"Port-{env['api_port']}")
         if not env.get("coredns", True):
@@ -267,15 +285,12 @@ def command(env: dict[str, Any], node: dict[str, Any], inventory: dict[str, Any]
             # bundle then carries none. The prefetch step has already put every image the
             # cluster runs on the node, verified.
             ignored.append("ImagePull")
-    else:
-        ignored = []
     if minor(env["kubernetes_version"]) >= 35:
         # From 1.35 kubeadm's SystemVerification refuses a cgroup v1 host unless skipped, even
         # with failCgroupV1: false (set above). Brine's own preflight step checks the node's
         # cgroups and kernel modules and warns about cgroup v1.
         ignored.append("SystemVerification")
-    if ignored:
-        argv.append("--ignore-preflight-errors=" + ",".join(ignored))
+    argv.append("--ignore-preflight-errors=" + ",".join(ignored))
     if node["name"] == first["name"] and not env.get("coredns", True) and not api.endswith("v1beta4"):
         argv.append("--skip-phases=addon/coredns")
     return argv

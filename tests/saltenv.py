@@ -118,3 +118,19 @@ def changed_states(step: dict) -> list[str]:
             found += [f"{minion}: {key.split('_|-')[1] if '_|-' in key else key}" for key, state in states.items()
                       if isinstance(state, dict) and state.get("changes")]
     return found
+
+
+def failures(steps: dict[str, dict]) -> dict[str, str]:
+    """Each failed orchestrate step with what failed under it (nested states' comments)."""
+    found = {}
+    for sid, step in steps.items():
+        if step.get("result") is True:
+            continue
+        lines = [step.get("comment", "")]
+        for minion, states in (step.get("changes") or {}).items():
+            if isinstance(states, dict):
+                lines += [f"{minion}: {key.split('_|-')[1] if '_|-' in key else key}: {state.get('comment', '')}"
+                          for key, state in states.items() if isinstance(state, dict) and state.get("result") is False
+                          and "requisite failed" not in str(state.get("comment", ""))]
+        found[sid] = "\n".join(lines)[-4000:]
+    return found

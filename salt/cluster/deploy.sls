@@ -216,8 +216,12 @@ cluster-workers-joined:
     - sls:
       - kubernetes
 {%- else %}
-  test.succeed_without_changes:
-    - name: the cluster has no workers
+  {#- no workers: a no-op of the same module, so the requisites below hold #}
+  salt.function:
+    - name: test.true
+    - tgt: {{ first_master | json }}
+    - tgt_type: list
+    - ssh: True
 {%- endif %}
     - require:
       - test: cluster-masters-joined

@@ -23,6 +23,7 @@ kubernetes-node-joined:
     - first_master: {{ kubernetes.is_first_master }}
     - api_port: {{ kubernetes.api_port }}
     - standalone_kubelet_config: {{ kubernetes.config_dir }}/kubelet-standalone.yaml
+    - standalone_kubelet_arguments: {{ pillar.brine_kubeadm.standalone_kubelet_arguments | json }}
     - wait_seconds: {{ kubernetes.api_wait_seconds }}
     - require:
       - service: kubernetes-kubelet-enabled

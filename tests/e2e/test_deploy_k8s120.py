@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.clusters import TestCluster
-from tests.saltenv import SaltEnv, changed_states
+from tests.saltenv import SaltEnv, changed_states, failures
 
 pytestmark = [pytest.mark.testbed, pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ def cluster(tmp_path_factory, real_bundle_120):
 def deployed(cluster):
     started = time.monotonic()
     code, steps, out = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
-    bad = {sid: s["comment"][-3000:] for sid, s in steps.items() if s["result"] is not True}
+    bad = failures(steps)
     assert code == 0 and not bad, json.dumps(bad, indent=1)[-8000:] or out[-5000:]
     print(f"\nFIGURE v1.20.2 deploy from bare nodes, 3 masters + 2 workers (s): {time.monotonic() - started:.1f}")
     print(f"FIGURE v1.20.2 steps (s): {step_table(steps)}")

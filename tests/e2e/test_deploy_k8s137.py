@@ -26,7 +26,7 @@ import pytest
 
 from tests.clusters import TestCluster
 from tests.e2e import toolbox
-from tests.saltenv import SaltEnv, changed_states
+from tests.saltenv import SaltEnv, changed_states, failures
 
 pytestmark = [pytest.mark.testbed, pytest.mark.e2e, pytest.mark.slow]
 
@@ -63,7 +63,7 @@ def deployed(cluster):
     started = time.monotonic()
     code, steps, out = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
     took = time.monotonic() - started
-    bad = {sid: s["comment"][-3000:] for sid, s in steps.items() if s["result"] is not True}
+    bad = failures(steps)
     assert code == 0 and not bad, json.dumps(bad, indent=1)[-8000:] or out[-5000:]
     figure("deploy from bare nodes, 3 masters + 2 workers (s)", f"{took:.1f}")
     figure("steps (s)", step_table(steps))
@@ -256,7 +256,7 @@ def test_a_join_cut_off_midway_fails_clearly_and_the_next_run_converges(cluster,
     cluster.testbed.run("worker2", "systemctl start ssh.service", check=True)
     started = time.monotonic()
     code, steps, _out = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
-    bad = {sid: s["comment"][-2000:] for sid, s in steps.items() if s["result"] is not True}
+    bad = failures(steps)
     assert code == 0 and not bad, json.dumps(bad, indent=1)[-6000:]
     figure("re-run after the cut join (s)", f"{time.monotonic() - started:.1f}")
     nodes = json.loads(kubectl(cluster, "get nodes -o json"))["items"]

@@ -131,7 +131,7 @@ def show(env, sls, pillar):
     proc = env.salt_run("state.orchestrate_show_sls", sls, f"pillar={json.dumps(pillar)}", "--out=json")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     steps = next(iter(json.loads(proc.stdout).values()))
-    return {sid: {key: value for item in step["salt" if "salt" in step else "brine_cluster"]
+    return {sid: {key: value for item in next(v for k, v in step.items() if not k.startswith("__"))
                   if isinstance(item, dict) for key, value in item.items()} for sid, step in steps.items()}
 
 

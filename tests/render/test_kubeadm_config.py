@@ -108,9 +108,9 @@ def test_preflight_ignores_only_what_brine_stands_in_for():
     assert ignored("master1") == {"DirAvailable--etc-kubernetes-manifests", "ExternalEtcdVersion", "SystemVerification"}
     assert ignored("master2") == {"DirAvailable--etc-kubernetes-manifests", "ExternalEtcdVersion", "Port-6443",
                                   "SystemVerification"}
-    assert ignored("worker1") == {"SystemVerification"}
+    assert ignored("worker1") == {"DirAvailable--etc-kubernetes-manifests", "SystemVerification"}
     old = cluster("1.20.2", coredns=False)["env"]
-    assert ignored("worker1", old) == set()
+    assert ignored("worker1", old) == {"DirAvailable--etc-kubernetes-manifests"}
     assert "ImagePull" in ignored("master1", old)
 
 
@@ -119,3 +119,18 @@ def test_the_standalone_kubelet_serves_nothing_beyond_the_node():
     assert config["address"] == "127.0.0.1" and config["readOnlyPort"] == 0
     assert config["authentication"]["anonymous"]["enabled"] is False
     assert config["staticPodPath"] == "/etc/kubernetes/manifests"
+
+
+def test_the_standalone_kubelet_finds_containerd_on_every_version():
+    new, old = cluster()["env"], cluster("1.20.2", coredns=False)["env"]
+    assert brine_kubeadm.standalone_kubelet_arguments(new) == []
+    socket = "unix:///run/containerd/containerd.sock"
+    assert brine_kubeadm.standalone_kubelet_configuration(new)["containerRuntimeEndpoint"] == socket
+    assert brine_kubeadm.standalone_kubelet_arguments(old) == ["--container-runtime=remote",
+                                                               f"--container-runtime-endpoint={socket}"]
+    assert "containerRuntimeEndpoint" not in brine_kubeadm.standalone_kubelet_configuration(old)
+
+
+def test_kube_proxy_leaves_the_conntrack_limit_to_the_os_step():
+    docs = by_kind(docs_of(cluster(), "master1"))
+    assert docs["KubeProxyConfiguration"]["conntrack"] == {"maxPerCore": 0}

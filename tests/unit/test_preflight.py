@@ -494,10 +494,13 @@ def test_a_node_with_several_roles_needs_the_most_of_each():
     need = brine_preflight.requirements_for(["master", "etcd"], 7443)
     assert (need["cpus"], need["memory_mib"], need["disk_mib"]) == (2, 1500, 4096)
     assert [(p["address"], p["port"]) for p in need["ports"]] == [
-        (None, 7443), (None, 10250), (None, 10257), (None, 10259), (None, 2379), (None, 2380)]
+        (None, 7443), ("127.0.0.1", 8081), (None, 10250), (None, 10257), (None, 10259), (None, 2379), (None, 2380)]
+    # the API port of a master: its API server (node address) and its load balancer (127.0.0.1)
+    assert need["ports"][0]["owners"] == ["kube-apiserver", "nginx"]
     worker = brine_preflight.requirements_for(["worker"], 6443)
     assert (worker["cpus"], worker["memory_mib"]) == (1, 1024)
-    assert [(p["address"], p["port"]) for p in worker["ports"]] == [(None, 10250), ("127.0.0.1", 6443)]
+    assert [(p["address"], p["port"]) for p in worker["ports"]] == [
+        (None, 10250), ("127.0.0.1", 6443), ("127.0.0.1", 8081)]
 
 
 def test_overrides_are_checked():
