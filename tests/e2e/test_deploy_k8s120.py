@@ -2,8 +2,9 @@
 cluster.deploy end to end on the old-API lane: Kubernetes v1.20.2 built from Debian's
 source package, kubeadm config ``kubeadm.k8s.io/v1beta2``, 3 masters + 2 workers, the
 host-gw network, no CoreDNS. From bare nodes every node ends Ready, the control plane
-runs as static pods, each worker reaches the API through its own load balancer, and a
-second deploy changes nothing.
+runs as static pods, and each worker reaches the API through its own load balancer. (That
+a second deploy changes nothing is asserted on the 1.37 lane: the same states; it held here
+too when measured, and costs CI three minutes.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from tests.clusters import TestCluster
-from tests.saltenv import SaltEnv, changed_states, failures
+from tests.saltenv import SaltEnv, failures
 
 pytestmark = [pytest.mark.testbed, pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,10 +74,3 @@ def test_kubeadm_read_the_v1beta2_config(cluster, deployed):
 def test_workers_reach_the_api_through_their_load_balancer(cluster, deployed):
     for worker in ("worker1", "worker2"):
         assert cluster.testbed.run(worker, "curl -sk https://127.0.0.1:6443/healthz").stdout == "ok"
-
-
-def test_a_second_deploy_changes_nothing(cluster, deployed):
-    code, steps, _ = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
-    print(f"\nFIGURE v1.20.2 second deploy steps (s): {step_table(steps)}")
-    assert code == 0
-    assert {sid: changed_states(s) for sid, s in steps.items() if changed_states(s)} == {}

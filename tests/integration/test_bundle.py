@@ -93,7 +93,7 @@ def registry_password(env):
 def test_bundle_verifies(env, bundle):
     proc = env.salt_run("bundle.verify", bundle)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"bundle \w{16} \(1\.37, v1\.37\.2\): verified 4 binaries, \d+ debs, 1 file, 7 images, \d+ wheels",
+    assert re.search(r"bundle \w{16} \(1\.37, v1\.37\.2\): verified 5 binaries, \d+ debs, 1 file, 7 images, \d+ wheels",
                      proc.stdout), proc.stdout
 
 
