@@ -134,3 +134,9 @@ def failures(steps: dict[str, dict]) -> dict[str, str]:
                           and "requisite failed" not in str(state.get("comment", ""))]
         found[sid] = "\n".join(lines)[-4000:]
     return found
+
+
+def step_table(steps: dict[str, dict]) -> str:
+    """``<step> <seconds>, ...`` of an orchestrate's steps in the order they ran."""
+    rows = sorted(steps.values(), key=lambda s: s["__run_num__"])
+    return ", ".join(f"{s['__id__'].removeprefix('cluster-')} {s['duration'] / 1000:.1f}" for s in rows)

@@ -15,18 +15,13 @@ import time
 import pytest
 
 from tests.clusters import TestCluster
-from tests.saltenv import SaltEnv, failures
+from tests.saltenv import SaltEnv, failures, step_table
 
 pytestmark = [pytest.mark.testbed, pytest.mark.e2e, pytest.mark.slow]
 
 NAME = "e2e120"
 NODES = ["master1", "master2", "master3", "worker1", "worker2"]
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
-
-
-def step_table(steps: dict[str, dict]) -> str:
-    rows = sorted(steps.values(), key=lambda s: s["__run_num__"])
-    return ", ".join(f"{s['__id__'].removeprefix('cluster-')} {s['duration'] / 1000:.1f}" for s in rows)
 
 
 @pytest.fixture(scope="module")
