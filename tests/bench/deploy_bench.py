@@ -21,17 +21,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 if REPO_ROOT not in sys.path:  # run as a script: import `tests` from the checkout
     sys.path.insert(0, REPO_ROOT)
 
-from tests.saltenv import SaltEnv  # noqa: E402
+from tests.saltenv import SaltEnv, changes_of  # noqa: E402
 from tests.testbed import Testbed  # noqa: E402
-
-
-def changes_of(step: dict) -> int:
-    """How many states changed under an orchestrate step (nested salt.state results included)."""
-    changes = step.get("changes") or {}
-    nested = [v for v in changes.values() if isinstance(v, dict)]
-    counted = sum(1 for minion in nested for state in minion.values()
-                  if isinstance(state, dict) and state.get("changes"))
-    return counted or (1 if changes and not nested else 0)
 
 
 def deploy(env: SaltEnv) -> tuple[float, list[tuple[str, float, bool, int]]]:

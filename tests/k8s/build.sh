@@ -111,6 +111,19 @@ k8s_ldflags() { # version build-date
 	printf '%s' "$flags"
 }
 
+# Each built Kubernetes binary reports the version it was stamped with.
+check_k8s_binaries() { # dir version kubectl-expected names...
+	local dir=$1 v=$2 kubectl=$3 name
+	shift 3
+	for name in "$@"; do
+		case $name in
+		kubeadm) expect_output "$v" "$dir/kubeadm" version -o short ;;
+		kubectl) expect_output "$kubectl" "$dir/kubectl" version --client ;;
+		*) expect_output "Kubernetes $v" "$dir/$name" --version ;;
+		esac
+	done
+}
+
 k8s_recipe() { # version binaries...
 	local v=$1
 	shift
@@ -183,13 +196,7 @@ build_k8s() { # version
 			"k8s.io/kubernetes/cmd/$name") || die "kubernetes $v: go build $name failed"
 		log "kubernetes $v: $name built in $(since "$t") s"
 	done
-	for name in "${build[@]}"; do
-		case $name in
-		kubeadm) expect_output "$v" "$out/bin.new/kubeadm" version -o short ;;
-		kubectl) expect_output "Client Version: $v" "$out/bin.new/kubectl" version --client ;;
-		*) expect_output "Kubernetes $v" "$out/bin.new/$name" --version ;;
-		esac
-	done
+	check_k8s_binaries "$out/bin.new" "$v" "Client Version: $v" "${build[@]}"
 	install_result "$out" "$recipe"
 	log "kubernetes $v: done in $(since "$start") s"
 }
@@ -360,13 +367,8 @@ build_k8s_debian() {
 	for name in "${K8S_BINARIES[@]}"; do
 		cp "$tree/_output/local/bin/linux/amd64/$name" "$out/bin.new/$name"
 	done
-	for name in "${K8S_BINARIES[@]}"; do
-		case $name in
-		kubeadm) expect_output "$v" "$out/bin.new/kubeadm" version -o short ;;
-		kubectl) expect_output "~GitVersion:\"$v\"" "$out/bin.new/kubectl" version --client ;;
-		*) expect_output "Kubernetes $v" "$out/bin.new/$name" --version ;;
-		esac
-	done
+	# kubectl 1.20 prints a Go struct: version.Info{..., GitVersion:"v1.20.2", ...}
+	check_k8s_binaries "$out/bin.new" "$v" "~GitVersion:\"$v\"" "${K8S_BINARIES[@]}"
 	install_result "$out" "$recipe"
 	log "kubernetes $v (debian): done in $(since "$start") s"
 	build_pause "$v" "$tree"

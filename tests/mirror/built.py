@@ -45,6 +45,7 @@ from .recipes import (
     _copy_library,
     _deterministic_tar_gz,
     _key,
+    _ldd,
     _write,
     image_name,
     run,
@@ -166,7 +167,7 @@ def _kube_proxy_tools(debs: dict[str, Path], rootfs: Path) -> dict[str, str]:
         linked = [extract / relative for relative in KUBE_PROXY_TOOLS]
         linked += sorted((extract / multiarch / "xtables").glob("*.so"))
         for path in linked:
-            for library in _ldd_with(path, env):
+            for library in _ldd(path, env, "(neither in the manifest's .debs nor on this machine)"):
                 if str(library).startswith(str(extract)):
                     dest = rootfs / library.relative_to(extract)
                     if dest.exists():
@@ -199,23 +200,6 @@ def _check_kube_proxy_tools(rootfs: Path) -> None:
         proc = subprocess.run(["chroot", str(rootfs), *argv], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RecipeError(f"kube-proxy image: {' '.join(argv)}: {(proc.stderr or proc.stdout).strip()}")
-
-
-def _ldd_with(path: Path, env: dict[str, str]) -> list[Path]:
-    import subprocess
-
-    proc = subprocess.run(["ldd", str(path)], capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise RecipeError(f"ldd {path}: {proc.stderr.strip()}")
-    libraries = []
-    for line in proc.stdout.splitlines():
-        line = line.strip()
-        if "not found" in line:
-            raise RecipeError(f"{path.name}: {line} (neither in the manifest's .debs nor on this machine)")
-        match = re.match(r"(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$", line)
-        if match:
-            libraries.append(Path(match.group(1)))
-    return libraries
 
 
 def built_image_recipe(artifact: brine_manifest.Artifact, cache: Path, debs: dict[str, Path]) -> Recipe | None:

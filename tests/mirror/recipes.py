@@ -72,11 +72,13 @@ class Recipe:
     make: Callable[[Path], str | None]
 
 
-def run(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | None = None, timeout: float = 300) -> str:
+def run(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | None = None, timeout: float = 300,
+        env: dict[str, str] | None = None) -> str:
     """Run a command; return its stdout, or raise RecipeError with its stderr."""
     args = [str(arg) for arg in argv]
     try:
-        proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                              env=env)
     except FileNotFoundError as error:
         raise RecipeError(f"{args[0]}: not installed (make -C {REPO_ROOT} debian-packages)") from error
     except subprocess.TimeoutExpired as error:
@@ -296,13 +298,15 @@ ETC_GROUP = "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"
 NSSWITCH = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
 
 
-def _ldd(path: Path) -> list[Path]:
-    """The shared libraries ``path`` loads, the dynamic loader included (host paths)."""
+def _ldd(path: Path, env: dict[str, str] | None = None,
+         missing: str = "on this machine (install the library's Debian package)") -> list[Path]:
+    """The shared libraries ``path`` loads, the dynamic loader included (host paths, or those
+    ``env``'s LD_LIBRARY_PATH points at); ``missing`` says where a library not found was looked for."""
     libraries = []
-    for line in run(["ldd", path]).splitlines():
+    for line in run(["ldd", path], env=env).splitlines():
         line = line.strip()
         if "not found" in line:
-            raise RecipeError(f"{path}: {line} on this machine (install the library's Debian package)")
+            raise RecipeError(f"{path}: {line} {missing}")
         match = re.match(r"(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$", line)
         if match:
             libraries.append(Path(match.group(1)))
