@@ -264,10 +264,12 @@ def api_ready(name, api_port=6443, wait_seconds=300):
     return ret
 
 
-def nodes_ready(name, nodes, wait_seconds=600):
+def nodes_ready(name, nodes, wait_seconds=600, static_pods=()):
     """
     Every node in ``nodes`` is registered and Ready (read with admin.conf on a
-    master). A gate: changes nothing; fails naming each node not Ready and why.
+    master), and every pod named in ``static_pods`` (kube-system mirror pods,
+    e.g. ``brine-api-lb-worker1``) is Running. A gate: changes nothing; fails
+    naming each node or pod not ready and why.
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
     deadline = time.monotonic() + wait_seconds
@@ -285,13 +287,25 @@ def nodes_ready(name, nodes, wait_seconds=600):
                 ready = next((c for c in found[node]["status"].get("conditions", []) if c["type"] == "Ready"), None)
                 if not ready or ready["status"] != "True":
                     problems.append(f"{node}: not Ready ({(ready or {}).get('message', 'no Ready condition')})")
+        if not problems and static_pods:
+            problems.extend(_pods_not_running(static_pods))
         if not problems:
-            ret.update(result=True, comment=f"all {len(nodes)} nodes Ready: {', '.join(nodes)}")
+            pods = f"; {len(static_pods)} static pods Running" if static_pods else ""
+            ret.update(result=True, comment=f"all {len(nodes)} nodes Ready: {', '.join(nodes)}{pods}")
             return ret
         if time.monotonic() > deadline:
             ret["comment"] = f"after {wait_seconds} s:\n" + "\n".join(problems)
             return ret
         time.sleep(3)
+
+
+def _pods_not_running(names, namespace="kube-system"):
+    code, output = _kubectl("-n", namespace, "get", "pods", "-o", "json")
+    if code != 0:
+        return [f"kubectl get pods: {_tail(output, 3)}"]
+    phases = {item["metadata"]["name"]: item["status"].get("phase") for item in json.loads(output)["items"]}
+    return [f"pod {namespace}/{pod}: {phases.get(pod) or 'not registered'}, not Running"
+            for pod in names if phases.get(pod) != "Running"]
 
 
 def record_applied(name, data, bundle_url=None, namespace="kube-system"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import brine_kernel
@@ -432,7 +433,7 @@ def test_cgroup_versions(tmp_path):
 
 
 def answer(node, sent=1000.0, received=1004.0, time_read=1002.0, **facts):
-    base = {"hostname": node, "macs": {"eth0": f"52:54:00:00:00:{abs(hash(node)) % 100:02d}"},
+    base = {"hostname": node, "macs": {"eth0": f"52:54:00:00:00:{zlib.crc32(node.encode()) % 256:02x}"},
             "product_uuid": None, "machine_id": f"id-{node}", "time": time_read}
     return brine_preflight.Answer(node, {**base, **facts}, sent, received)
 
