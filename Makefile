@@ -75,7 +75,7 @@ salt-config:
 		"brine_repo_root: $(CURDIR)" \
 		"module_dirs: [$(CURDIR)]" \
 		"pillar_dirs: [$(CURDIR)/_pillar]" \
-		"file_roots: {base: [$(CURDIR)/salt]}" \
+		"file_roots: {base: [$(CURDIR)/salt, $(CURDIR)/.brine/fileserver]}" \
 		"pillar_roots: {base: [$(CURDIR)/pillar]}" \
 		"ssh_log_file: $(CURDIR)/.brine/salt/var/log/salt/ssh" \
 		> etc/salt/master.d/paths.conf.new

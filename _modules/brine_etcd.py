@@ -40,3 +40,81 @@ def health(cacert, cert, key, endpoint="https://127.0.0.1:2379", cluster=True, c
                                   ignore_retcode=True, output_loglevel="quiet")
     checked = brine_etcd.parse_health(out.get("stdout", ""), out.get("stderr", ""))
     return {"healthy": checked.healthy_endpoints(), "endpoints": checked.endpoints, "error": checked.error}
+
+
+def _member_list(cacert, cert, key, endpoints):
+    argv = brine_etcd.etcdctl_argv(endpoints, cacert, cert, key, "member", "list", "-w", "json")
+    out = __salt__["cmd.run_all"](argv, python_shell=False, clean_env=True, env=brine_etcd.CLEAN_ENV,
+                                  ignore_retcode=True, output_loglevel="quiet")
+    if out.get("retcode") != 0:
+        raise RuntimeError(f"etcdctl member list: {(out.get('stderr') or out.get('stdout') or '').strip()[-500:]}")
+    import json  # pylint: disable=import-outside-toplevel
+
+    return json.loads(out["stdout"]).get("members", [])
+
+
+def removable(member, cacert, cert, key, endpoints):
+    """
+    Whether removing etcd member ``member`` (its name) keeps a quorum: the
+    members still healthy after it must be a majority of the smaller cluster,
+    and at least one must stay. Read-only. Returns the reason; the call fails
+    (exit code 1) when removal would break quorum.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'master1.demo' brine_etcd.removable master3 /etc/kubernetes/pki/etcd/ca.crt \
+            /etc/kubernetes/pki/apiserver-etcd-client.crt /etc/kubernetes/pki/apiserver-etcd-client.key \
+            https://10.77.0.11:2379,https://10.77.0.12:2379
+    """
+    try:
+        members = _member_list(cacert, cert, key, endpoints)
+    except RuntimeError as error:
+        __context__["retcode"] = 1
+        return f"cannot list etcd members: {error}"
+    names = {m.get("name"): m for m in members}
+    if member not in names:
+        return f"{member} is not an etcd member (members: {', '.join(sorted(n for n in names if n))}); nothing to remove"
+    checked = health(cacert, cert, key, endpoint=endpoints if isinstance(endpoints, str) else ",".join(endpoints))
+    healthy = set(checked["healthy"])
+    leaving_urls = set(names[member].get("clientURLs", []))
+    size_after = len(members) - 1
+    healthy_after = len(healthy - leaving_urls)
+    needed = size_after // 2 + 1
+    if size_after < 1 or healthy_after < needed:
+        __context__["retcode"] = 1
+        return (f"refused: removing {member} leaves {healthy_after} healthy of {size_after} members, "
+                f"a quorum needs {needed}; bring the unhealthy members back first")
+    return f"{member} can go: {healthy_after} healthy of {size_after} members stay (quorum {needed})"
+
+
+def member_remove(member, cacert, cert, key, endpoints):
+    """
+    Remove etcd member ``member`` (its name) from the cluster; nothing to do when
+    it is not a member. Check :func:`removable` first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'master1.demo' brine_etcd.member_remove master3 /etc/kubernetes/pki/etcd/ca.crt \
+            /etc/kubernetes/pki/apiserver-etcd-client.crt /etc/kubernetes/pki/apiserver-etcd-client.key \
+            https://10.77.0.11:2379,https://10.77.0.12:2379
+    """
+    try:
+        members = _member_list(cacert, cert, key, endpoints)
+    except RuntimeError as error:
+        __context__["retcode"] = 1
+        return str(error)
+    found = [m for m in members if m.get("name") == member]
+    if not found:
+        return f"{member}: not an etcd member (already removed)"
+    member_id = format(int(found[0]["ID"]), "x")
+    argv = brine_etcd.etcdctl_argv(endpoints, cacert, cert, key, "member", "remove", member_id)
+    out = __salt__["cmd.run_all"](argv, python_shell=False, clean_env=True, env=brine_etcd.CLEAN_ENV,
+                                  ignore_retcode=True, output_loglevel="quiet")
+    if out.get("retcode") != 0:
+        __context__["retcode"] = 1
+        return f"etcdctl member remove {member_id}: {(out.get('stderr') or '').strip()[-500:]}"
+    return f"{member}: removed from etcd (member id {member_id})"

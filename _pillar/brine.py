@@ -26,13 +26,28 @@ cluster's env and inventory as written.
   certificate (``ca_crt``) and the health-check client pair
   (``healthcheck_client_crt``, ``healthcheck_client_key``); each master the CA
   certificate and the API server's client pair (``apiserver_etcd_client_crt``,
-  ``apiserver_etcd_client_key``). The etcd CA key goes to no machine;
+  ``apiserver_etcd_client_key``). The etcd CA key goes to no machine but the
+  cluster's own masters, inside ``salt.cluster_state`` below;
 - under ``kubernetes``: every node the bootstrap token (``bootstrap_token``), the
   cluster CA certificate and its pin (``ca_crt``, ``ca_cert_hash``, public; the
   load balancer checks the API servers with it); each master also the CA key, the
   front-proxy CA and the service-account pair (``ca_key``,
   ``front_proxy_ca_crt``, ``front_proxy_ca_key``, ``sa_key``, ``sa_pub``), which
-  kubeadm uses where it finds them.
+  kubeadm uses where it finds them;
+- under ``salt`` (the day-2 agent, env.day2.agent): every node the masters'
+  public key (``master_pub``) and its own minion key pair (``minion_pem``,
+  ``minion_pub``) when cluster.secrets made one (not for a node that joined
+  with a key of its own); each master also the masters' key (``master_pem``), every
+  inventory node's minion public key (``minion_pubs``: minion id -> key, so they
+  are accepted without ``auto_accept``) and the cluster's deploy-side state
+  (``cluster_state``: the files under ``pki/`` and ``secrets/`` by relative path),
+  from which its own salt-master serves this cluster's pillar.
+
+``brine_day2``
+    Public facts for the day-2 agent: the masters' addresses, the sha256
+    fingerprint of their key (every minion checks it), and env.day2; on masters
+    also the pillar their salt-master serves (``pillar_files``: top.sls and this
+    cluster's files as written on the deploy side).
 
 States write these to 0600 files with ``show_changes: False``; nothing here is
 ever printed or logged.
@@ -116,6 +131,16 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
         secrets["etcd"] = etcd
     kubernetes = _kubernetes_secrets(os.path.join(pki, "kubernetes"), os.path.join(state, "secrets"), this)
     extra = {}
+    agent = _salt_secrets(state, full, this, cluster) if full["env"]["day2"]["agent"] else {}
+    if agent:
+        secrets["salt"] = agent
+        extra["brine_day2"] = {
+            "masters": [str(n["address"]) for n in full["inventory"]["nodes"] if "master" in n["roles"]],
+            "master_finger": brine_pki.salt_finger(agent["master_pub"]),
+            **full["env"]["day2"],
+        }
+        if "master" in this["roles"]:
+            extra["brine_day2"]["pillar_files"] = _pillar_files(cluster)
     if kubernetes:
         secrets["kubernetes"] = kubernetes
         extra["brine_kubeadm"] = _kubeadm(full, this, kubernetes)
@@ -169,10 +194,73 @@ def _kubernetes_secrets(folder, secrets_folder, node):
         return {}
 
 
+def _salt_secrets(state, full, node, cluster):
+    """The day-2 agent's keys this machine needs (see the module's docstring); {} before they exist."""
+    if node["name"] == brine_pillar.DEPLOY_NODE:
+        return {}
+    folder = os.path.join(state, "pki", "salt")
+    try:
+        found = {"master_pub": _read(os.path.join(folder, "master.pub"))}
+        if "master" in node["roles"]:
+            found["master_pem"] = _read(os.path.join(folder, "master.pem"))
+    except OSError:
+        log.info("the day-2 agent keys of %s are not made yet (salt-run cluster.secrets)", node["name"])
+        return {}
+    # A node that joined with a key of its own (onboarding) has none made here.
+    minion = os.path.join(folder, "minions", node["name"])
+    if os.path.isfile(minion + ".pem") and os.path.isfile(minion + ".pub"):
+        found.update(minion_pem=_read(minion + ".pem"), minion_pub=_read(minion + ".pub"))
+    if "master" in node["roles"]:
+        pubs = {}
+        for entry in full["inventory"]["nodes"]:
+            path = os.path.join(folder, "minions", entry["name"] + ".pub")
+            if os.path.isfile(path):
+                pubs[f"{entry['name']}.{cluster}"] = _read(path)
+        found["minion_pubs"] = pubs
+        found["cluster_state"] = _state_files(state)
+    return found
+
+
+def _pillar_files(cluster):
+    """The pillar a cluster's own salt-master serves, by path under its pillar root: top.sls and this cluster's files."""
+    root = brine_cluster.pillar_root(__opts__)
+    files = {"top.sls": _read(os.path.join(root, "top.sls"))}
+    folder = os.path.join(root, "clusters", cluster)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".sls"):
+            files[f"clusters/{cluster}/{name}"] = _read(os.path.join(folder, name))
+    return files
+
+
+def _state_files(state):
+    """The text files under ``pki/`` and ``secrets/`` of a cluster's state folder, by relative path."""
+    files = {}
+    for top in ("pki", "secrets"):
+        for folder, _, names in os.walk(os.path.join(state, top)):
+            for name in sorted(names):
+                if name.endswith(".tmp"):
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    files[os.path.relpath(path, state)] = _read(path)
+                except (OSError, UnicodeDecodeError):
+                    log.info("%s left out of the cluster state for the masters", path)
+    return files
+
+
 def _brine_version():
-    """``git describe`` of this checkout (what the cluster record says deployed it)."""
+    """
+    ``git describe`` of this checkout (what the cluster record says deployed it);
+    on a cluster's own masters, which hold no git checkout, the VERSION file the
+    day-2 agent's payload carries.
+    """
     if "brine_version" not in _CACHE:
         import subprocess  # pylint: disable=import-outside-toplevel
+
+        version_file = os.path.join(brine_cluster.repo_root(__opts__), "VERSION")
+        if os.path.isfile(version_file):
+            _CACHE["brine_version"] = _read(version_file).strip()
+            return _CACHE["brine_version"]
 
         proc = subprocess.run(["git", "-C", brine_cluster.repo_root(__opts__), "describe", "--always", "--dirty"],
                               capture_output=True, text=True, check=False)

@@ -15,6 +15,8 @@ CLI Example:
     salt-run cluster.secrets demo
     salt-run cluster.members demo role=etcd
     salt-run cluster.etcd_snapshot_stage demo
+    salt-run cluster.drift demo
+    salt-run cluster.jobs demo
 """
 
 import base64
@@ -28,6 +30,7 @@ import subprocess
 import time
 
 import brine_cluster
+import brine_day2
 import brine_egress
 import brine_pillar
 import brine_pki
@@ -83,7 +86,7 @@ def validate(cluster=None):
     problems = [str(problem) for problem in loaded.problems] if not loaded.valid else _bundle_problems(loaded)
     if problems:
         return _fail([*problems, f"cluster {cluster}: {len(problems)} problem(s); nothing was changed on any node"])
-    return _done([f"cluster {cluster}: pillar valid ({len(loaded.nodes)} nodes)"])
+    return _done([*brine_pillar.warnings(loaded.pillar), f"cluster {cluster}: pillar valid ({len(loaded.nodes)} nodes)"])
 
 
 #: What a setting needs the release line's bundle to carry: (setting, value) -> image name suffixes.
@@ -361,7 +364,8 @@ def secrets(cluster=None):
     (its CA, each member's server and peer certificates, the health-check and
     API server client certificates), and what kubeadm finds in place: the
     cluster CA, the front-proxy CA, the service-account keys and the bootstrap
-    token (printed only as "made"/"present"; the CA's hash is public). Files holding keys and passwords are 0600
+    token (printed only as "made"/"present"; the CA's hash is public), and the
+    day-2 agent's Salt keys (the masters' shared key, one per node). Files holding keys and passwords are 0600
     under ``.brine/clusters/<name>/``; nothing secret is printed. The
     ``brine_secrets`` pillar hands each machine only what it needs.
 
@@ -383,6 +387,7 @@ def secrets(cluster=None):
     etcd_members = {node["name"]: node["address"] for node in loaded.nodes if "etcd" in node["roles"]}
     etcd = brine_pki.ensure_etcd_pki(loaded.etcd_pki_dir, cluster, etcd_members)
     kubernetes = brine_pki.ensure_kubernetes_pki(loaded.kubernetes_pki_dir, loaded.bootstrap_token_file, cluster)
+    salt_keys = brine_pki.ensure_salt_keys(loaded.salt_pki_dir, [node["name"] for node in loaded.nodes])
     made = {"bundle CA": ca_made, "registry certificate": registry_made, "registry credentials": credentials_made}
 
     def state(was_made):
@@ -406,7 +411,9 @@ def secrets(cluster=None):
                  f"({kubernetes.ca.cert_path}; joins pin {kubernetes.ca_cert_hash()})")
     for what in ("front-proxy CA", "service-account key pair", "bootstrap token"):
         lines.append(f"{what}: {state(what in kubernetes.made)}")
-    names = [name for name, was_made in made.items() if was_made] + etcd.made + kubernetes.made
+    lines.append(f"day-2 agent keys (salt master, a minion key per node): "
+                 f"{', '.join(salt_keys) + ' made' if salt_keys else 'present'} ({loaded.salt_pki_dir})")
+    names = [name for name, was_made in made.items() if was_made] + etcd.made + kubernetes.made + salt_keys
     return _report(lines, ok=True, changes={"made": names} if names else {})
 
 
@@ -489,9 +496,49 @@ def members(cluster=None, role=None):
     return [loaded.minion_id(n["name"]) for n in loaded.nodes if role is None or role in n["roles"]]
 
 
+def setting(cluster=None, key=None):
+    """
+    One setting of a cluster's env, with its default filled in (dotted
+    ``key``, e.g. ``network.plugin``); None when the pillar does not validate.
+    Orchestrates call this while they render.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.setting demo network.plugin
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return None
+    value = loaded.env
+    for part in str(key).split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 # --------------------------------------------------------------------------
 # Preflight
 # --------------------------------------------------------------------------
+
+
+def _local_client():
+    """
+    A LocalClient of this salt-master, made from its configuration file: a
+    runner called from an orchestrate (saltutil.runner) gets options without
+    the master's cache folder, and its client would fail to authenticate.
+    """
+    import salt.client
+
+    conf_file = __opts__.get("conf_file") or "/etc/salt/master"
+    if os.path.basename(conf_file) != "master":
+        conf_file = os.path.join(os.path.dirname(conf_file), "master")
+    return salt.client.get_local_client(c_path=conf_file)
+
+
+def _own_master(cluster):
+    """Whether this salt-run is the cluster's own salt-master (the day-2 agent): its nodes answer over their minions."""
+    return __opts__.get("brine_cluster_master") == cluster
 
 
 def _os_base_defaults():
@@ -548,7 +595,7 @@ def _egress_problems(cluster, loaded, paths):
     return problems
 
 
-def preflight(cluster=None, require=None, paths=None):
+def preflight(cluster=None, require=None, paths=None, nodes=None):
     """
     Check every node of the cluster before anything is changed on it, and
     report every problem at once: each node checks itself (OS, CPUs, memory,
@@ -570,12 +617,19 @@ def preflight(cluster=None, require=None, paths=None):
         memory_mib, disk_mib}}`` (the defaults are ``brine_preflight.REQUIREMENTS``).
     paths
         Extra files or folders for the zero-egress check (see ``cluster.egress``).
+    nodes
+        Check only these nodes (names; a node being added): the checks across
+        nodes then compare them with each other only.
+
+    On a cluster's own salt-master (the day-2 agent) the nodes are asked over
+    their minions instead of salt-ssh.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run cluster.preflight demo
+        salt-run cluster.preflight demo nodes='[worker3]'
         salt-run cluster.preflight demo require='{worker: {memory_mib: 4096}}'
     """
     loaded = _load(cluster)
@@ -584,24 +638,35 @@ def preflight(cluster=None, require=None, paths=None):
     mistakes = brine_preflight.check_overrides(require)
     if mistakes:
         return _fail([*mistakes, f"cluster {cluster}: preflight not run; no node was contacted"])
-    brine_cluster.ensure_ssh_config(loaded)
+    unknown = sorted(set(nodes or []) - {node["name"] for node in loaded.nodes})
+    if unknown:
+        return _fail([f"nodes: {', '.join(unknown)} not in the inventory of {cluster}; "
+                      f"add them to pillar/clusters/{cluster}/inventory.sls first"])
+    checked = [node for node in loaded.nodes if not nodes or node["name"] in nodes]
 
-    import salt.client.ssh.client
-
-    ids = {loaded.minion_id(node["name"]): node for node in loaded.nodes}
+    ids = {loaded.minion_id(node["name"]): node for node in checked}
     os_base = _os_base_defaults()
     by_node = {minion_id: _preflight_arguments(loaded, node, require, os_base) for minion_id, node in ids.items()}
-    client = salt.client.ssh.client.SSHClient(mopts=__opts__, disable_custom_roster=False)
     answers, unanswered = {}, {}
     sent = time.time()
     # As base64 JSON: salt-ssh hands keyword arguments over as a Python repr that
     # the target parses as YAML, which would turn None into "None".
     packed = "base64:" + base64.b64encode(json.dumps(by_node).encode()).decode()
-    for reply in client.cmd_iter(list(ids), "brine_preflight.check", kwarg={"by_node": packed},
-                                 tgt_type="list", roster="brine"):
+    if _own_master(cluster):
+        import salt.client
+
+        replies = _local_client().cmd_iter(
+            list(ids), "brine_preflight.check", kwarg={"by_node": packed}, tgt_type="list", timeout=120)
+    else:
+        import salt.client.ssh.client
+
+        brine_cluster.ensure_ssh_config(loaded)
+        replies = salt.client.ssh.client.SSHClient(mopts=__opts__, disable_custom_roster=False).cmd_iter(
+            list(ids), "brine_preflight.check", kwarg={"by_node": packed}, tgt_type="list", roster="brine")
+    for reply in replies:
         received = time.time()
         for minion_id, data in reply.items():
-            result = data.get("return") if isinstance(data, dict) else None
+            result = (data.get("return", data.get("ret"))) if isinstance(data, dict) else None
             if isinstance(result, dict) and "problems" in result and "facts" in result:
                 answers[minion_id] = (result, received)
             else:
@@ -621,10 +686,10 @@ def preflight(cluster=None, require=None, paths=None):
             warnings.setdefault(brine_preflight.Problem(**warning), []).append(name)
         collected.append(brine_preflight.Answer(name, result["facts"], sent, received))
 
-    masters = [node["name"] for node in loaded.nodes if "master" in node["roles"]]
+    masters = [node["name"] for node in checked if "master" in node["roles"]]
     reference = masters[0] if masters else None
     across = brine_preflight.cross_node_checks(collected, reference)
-    for node in loaded.nodes:
+    for node in checked:
         problems += [problem.line(node["name"]) for problem in across.get(node["name"], [])]
     cgroup_v1 = sorted(a.node for a in collected if a.facts.get("cgroup") in ("v1", "hybrid"))
     version = tuple(int(part) for part in str(loaded.env["kubernetes_version"]).lstrip("v").split(".")[:2])
@@ -762,3 +827,610 @@ def etcd_snapshot_stage(cluster=None, snapshot=None):
         return _fail([*lines, *problems, "etcd was not touched"])
     return _report(lines, ok=True, changes={"snapshot": path, "source": source_name, "sha256": digest,
                                             "staged": {"path": staged, "on": [node["name"] for node in etcd_members]}})
+
+
+# --------------------------------------------------------------------------
+# Day two: the agent's payload, onboarding, drift, jobs
+# --------------------------------------------------------------------------
+
+
+def agent_payload(cluster=None):
+    """
+    Pack what a cluster's masters run Brine from (see ``_utils/brine_day2.py``)
+    into ``.brine/fileserver/brine-day2/brine.tar.gz``, served to salt-ssh as
+    ``salt://brine-day2/brine.tar.gz``. The same tree gives the same bytes, so a
+    re-deploy ships nothing new. Reports a change only when the payload changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.agent_payload demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    fileserver = os.path.join(brine_cluster.state_root(__opts__), "fileserver")
+    roots = __opts__.get("file_roots", {}).get("base", [])
+    if os.path.abspath(fileserver) not in [os.path.abspath(root) for root in roots]:
+        return _fail([f"file_roots: {fileserver} is not a file root of this salt-run; "
+                      "run `make salt-config` (it writes etc/salt/master.d/paths.conf)"])
+    version = _brine_version()
+    path, digest, changed = brine_day2.write_payload(brine_cluster.repo_root(__opts__), fileserver, version)
+    line = f"day-2 agent payload: Brine {version}, sha256 {digest[:16]}... ({path})"
+    return _report([line + (" - written" if changed else " - unchanged")], ok=True,
+                   changes={"payload": digest} if changed else {})
+
+
+def _brine_version():
+    root = brine_cluster.repo_root(__opts__)
+    version_file = os.path.join(root, "VERSION")
+    if os.path.isfile(version_file):
+        with open(version_file, encoding="utf-8") as handle:
+            return handle.read().strip()
+    proc = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+def _onboarding_log(loaded, decision, minion_id, finger, why):
+    """Record an onboarding decision once per minion, key and decision (a pending minion asks every few seconds)."""
+    last = [e for e in brine_day2.read_events(loaded.state_dir, "onboarding") if e.get("minion") == minion_id]
+    if last and last[-1].get("decision") == decision and last[-1].get("finger") == finger:
+        return
+    brine_day2.append_event(loaded.state_dir, "onboarding",
+                            {"minion": minion_id, "decision": decision, "finger": finger, "why": why})
+    (log.warning if decision == "refused" else log.info)("minion %s %s: %s", minion_id, decision, why)
+
+
+def minion_key_review(minion_id=None, pub=None):
+    """
+    Decide on a pending minion key (the ``salt/auth`` reactor on a cluster's own
+    salt-master): accepted only when ``<node>.<cluster>`` names this cluster and
+    a node of its inventory, and the key's sha256 fingerprint is the one
+    expected - the key cluster.secrets made for the node, or the inventory's
+    ``minion_fingerprint``. Anything else stays pending, and the refusal is
+    logged once (``onboarding.jsonl`` in the cluster's state folder; also
+    ``salt-run cluster.onboarding <name>``). Never ``auto_accept``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.minion_key_review worker3.demo
+    """
+    node_name, _, cluster = str(minion_id or "").partition(".")
+    own = __opts__.get("brine_cluster_master")
+    pki = __opts__["pki_dir"]
+    pending = os.path.join(pki, "minions_pre", str(minion_id))
+    if pub is None and os.path.isfile(pending):
+        with open(pending, encoding="utf-8") as handle:
+            pub = handle.read()
+    finger = brine_pki.salt_finger(pub) if pub else ""
+    if not own or cluster != own:
+        loaded = _load(own) if own else None
+        if loaded is not None:
+            _onboarding_log(loaded, "refused", minion_id, finger, f"not a minion of cluster {own} (ids are <node>.{own})")
+        return _fail([f"{minion_id}: refused: not a minion of cluster {own}"])
+    loaded = _load(cluster)
+    node = next((n for n in loaded.nodes if n["name"] == node_name), None) if loaded.valid else None
+    if node is None:
+        _onboarding_log(loaded, "refused", minion_id, finger, "not in the inventory")
+        return _fail([f"{minion_id}: refused: {node_name} is not in the inventory of {cluster}"])
+    made = os.path.join(loaded.salt_pki_dir, "minions", node_name + ".pub")
+    expected = node.get("minion_fingerprint")
+    if not expected and os.path.isfile(made):
+        with open(made, encoding="utf-8") as handle:
+            expected = brine_pki.salt_finger(handle.read())
+    if not expected:
+        _onboarding_log(loaded, "refused", minion_id, finger,
+                        "no fingerprint to check: set minion_fingerprint of this node in the inventory")
+        return _fail([f"{minion_id}: refused: set inventory minion_fingerprint for {node_name} "
+                      f"(`salt-call --local key.finger hash_type=sha256` on the node)"])
+    if finger != expected:
+        _onboarding_log(loaded, "refused", minion_id, finger, f"key fingerprint {finger}, expected {expected}")
+        return _fail([f"{minion_id}: refused: its key's fingerprint is not the one expected for {node_name}"])
+    if not os.path.isfile(pending):
+        return _done([f"{minion_id}: no pending key (already accepted)"])
+    import salt.key
+
+    with open(pending, encoding="utf-8") as handle:
+        if brine_pki.salt_finger(handle.read()) != expected:
+            return _fail([f"{minion_id}: refused: the pending key changed while it was checked"])
+    salt.key.get_key(__opts__).accept(match=str(minion_id), include_rejected=False, include_denied=False)
+    _onboarding_log(loaded, "accepted", minion_id, finger, "in the inventory, fingerprint matches")
+    return _report([f"{minion_id}: key accepted"], ok=True, changes={"accepted": minion_id})
+
+
+def _kubernetes_node_ready(name):
+    proc = subprocess.run(["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "get", "node", name, "-o", "json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        return False
+    conditions = json.loads(proc.stdout).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def onboard(minion_id=None, node=None):
+    """
+    Take a node of the inventory from a connected minion to a Ready Kubernetes
+    node (the ``salt/minion/*/start`` and ``brine/node/onboard`` reactors on a
+    cluster's own salt-master). A minion outside the inventory is refused and
+    logged; for a node of the inventory the work starts as a process of its
+    own (``cluster.onboard_node``, its output appended to ``onboard.log`` in the
+    cluster's state folder), so the reactor is free at once.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.onboard worker3.demo
+        salt-call event.send brine/node/onboard node=worker3   # on any node of the cluster
+    """
+    cluster = __opts__.get("brine_cluster_master")
+    if not cluster:
+        return _fail(["cluster.onboard runs on a cluster's own salt-master (the day-2 agent)"])
+    if node and not minion_id:
+        minion_id = f"{node}.{cluster}"
+    node_name, _, of = str(minion_id or "").partition(".")
+    loaded = _load(cluster)
+    entry = next((n for n in loaded.nodes if n["name"] == node_name), None) if loaded.valid else None
+    if of != cluster or entry is None:
+        _onboarding_log(loaded, "refused", minion_id, "", "not in the inventory: not joined")
+        return _fail([f"{minion_id}: not a node of the inventory of {cluster}: not joined"])
+    import sys
+
+    salt_run = os.path.join(os.path.dirname(sys.executable), "salt-run")
+    config_dir = os.path.dirname(__opts__.get("conf_file") or "/etc/salt/master")
+    os.makedirs(loaded.state_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(loaded.state_dir, "onboard.log"), "a", encoding="utf-8") as out:
+        subprocess.Popen([salt_run, "-c", config_dir, "cluster.onboard_node", f"minion_id={minion_id}",
+                          f"asked={bool(node)}"],
+                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return _done([f"{minion_id}: onboarding started (cluster.onboard_node)"])
+
+
+def onboard_node(minion_id=None, asked=False):
+    """
+    The onboarding of one node (started by :func:`onboard`): Brine's modules
+    synced to its minion, then, unless it already is a Ready node, and only on
+    the acting master (the first whose salt-master answers: every master gets
+    a minion's start; an explicit request, ``asked``, goes to one master, which
+    acts), ``cluster.node_add`` for it as a cluster job
+    (``salt-run cluster.jobs <name>``). One onboarding of a node at a time on a
+    master: a second request while one runs is told so.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.onboard_node worker3.demo
+    """
+    cluster = __opts__.get("brine_cluster_master")
+    node_name = str(minion_id or "").partition(".")[0]
+    loaded = _load(cluster)
+    entry = next((n for n in loaded.nodes if n["name"] == node_name), None) if loaded.valid else None
+    if entry is None:
+        return _fail([f"{minion_id}: not a node of the inventory of {cluster}: not joined"])
+    import salt.client
+    import salt.runner
+
+    local = _local_client()
+    local.cmd(str(minion_id), "saltutil.sync_all", timeout=120)
+    masters = [str(n["address"]) for n in loaded.nodes if "master" in n["roles"]]
+    me = str(__opts__.get("interface"))
+    acting = me if str(asked).lower() == "true" else \
+        brine_day2.acting_master(masters, me, int(__opts__.get("ret_port", 4506)))
+    if acting != me:
+        return _done([f"{minion_id}: modules synced; master {acting} acts on its onboarding"])
+    import fcntl
+
+    lock = open(os.path.join(loaded.state_dir, f"onboard-{node_name}.lock"), "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return _done([f"{minion_id}: an onboarding of {node_name} is already running here"])
+    if _kubernetes_node_ready(node_name):
+        return _done([f"{minion_id}: modules synced; already a Ready node"])
+    if "master" in entry["roles"] or "etcd" in entry["roles"]:
+        _onboarding_log(loaded, "refused", minion_id, "", "masters and etcd members join by cluster.deploy")
+        return _fail([f"{minion_id}: a master or etcd member joins by cluster.deploy from the deploy side"])
+    job = brine_day2.Job(loaded.state_dir, "node_add", node_name)
+    job.log(f"onboarding {minion_id} on master {acting}")
+    job.start()
+    master = next(n["name"] for n in loaded.nodes if str(n["address"]) == acting)
+    result = salt.runner.RunnerClient(__opts__).cmd(
+        "state.orchestrate", ["cluster.node_add"],
+        kwarg={"pillar": {"cluster": cluster, "node": node_name, "master": master}}, full_return=True)
+    data = (result or {}).get("return", {}).get("data", {}) if isinstance(result, dict) else {}
+    steps = {}
+    for host in data.values():
+        if isinstance(host, dict):
+            steps.update({s["__id__"]: s for s in host.values() if isinstance(s, dict) and "__id__" in s})
+    with open(os.path.join(job.folder, "orchestrate.json"), "w", encoding="utf-8") as handle:
+        json.dump(steps, handle, indent=1, default=str)
+    failed = sorted(step_id for step_id, step in steps.items() if step.get("result") is False
+                    and not str(step.get("comment", "")).startswith("One or more requisite failed"))
+    for step_id, step in sorted(steps.items(), key=lambda item: item[1].get("__run_num__", 0)):
+        job.log(f"{'FAILED' if step.get('result') is False else 'ok'} {step_id} "
+                f"({step.get('duration', 0) / 1000:.1f} s)")
+    ok = bool(steps) and not any(step.get("result") is False for step in steps.values())
+    job.end(ok, f"{node_name} joined and Ready" if ok else f"failed at {', '.join(failed) or 'rendering'}")
+    lines = [f"{minion_id}: cluster job {job.id}: {job.record['state']} ({job.record['summary']})"]
+    return _report(lines, ok=ok, changes={"job": job.id} if ok else {})
+
+
+def jobs(cluster=None):
+    """
+    The cluster jobs recorded where this salt-run runs (a cluster's own
+    salt-master, or the deploy side): id, state, start and end times.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.jobs demo
+    """
+    loaded = _load(cluster)
+    found = brine_day2.jobs(loaded.state_dir)
+    lines = [f"{j['id']}: {j['state']} (started {j['started'] or '-'}, ended {j['ended'] or '-'})"
+             + (f": {j['summary']}" if j.get("summary") else "") for j in found]
+    return _done(lines or [f"cluster {cluster}: no jobs recorded here"])
+
+
+def onboarding(cluster=None):
+    """
+    The onboarding decisions of a cluster's own salt-master: every minion key
+    accepted or refused, when and why.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.onboarding demo
+    """
+    loaded = _load(cluster)
+    events = brine_day2.read_events(loaded.state_dir, "onboarding")
+    return _done([f"{e['time']} {e['minion']}: {e['decision']} ({e['why']})" for e in events]
+                 or [f"cluster {cluster}: no onboarding recorded here"])
+
+
+def drift(cluster=None, limit=50):
+    """
+    What drifted on the nodes of ``cluster`` and what was done: every node's
+    recent scheduled highstates (``brine_drift.history``), per node the runs
+    that found drift, when, each drifted state and whether it was restored or
+    only reported (env.day2.report_only). Asked over the minions on a
+    cluster's own salt-master, over salt-ssh elsewhere.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.drift demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    ids = [loaded.minion_id(n["name"]) for n in loaded.nodes]
+    if _own_master(cluster):
+        import salt.client
+
+        replies = _local_client().cmd(ids, "brine_drift.history", kwarg={"limit": limit},
+                                                                   tgt_type="list", timeout=60)
+        history = {mid.split(".")[0]: reply for mid, reply in replies.items() if isinstance(reply, list)}
+    else:
+        import salt.client.ssh.client
+
+        brine_cluster.ensure_ssh_config(loaded)
+        client = salt.client.ssh.client.SSHClient(mopts=__opts__, disable_custom_roster=False)
+        history = {}
+        for reply in client.cmd_iter(ids, "brine_drift.history", kwarg={"limit": limit}, tgt_type="list",
+                                     roster="brine"):
+            for mid, data in reply.items():
+                inner = data.get("return") if isinstance(data, dict) else None
+                if isinstance(inner, list):
+                    history[mid.split(".")[0]] = inner
+    missing = sorted(n["name"] for n in loaded.nodes if n["name"] not in history)
+    lines = brine_day2.drift_summary(history)
+    if missing:
+        lines.append(f"no history from: {', '.join(missing)}")
+    return _report(lines, ok=not missing)
+
+
+def _masters_answering(loaded, leaving=None):
+    masters = [n for n in loaded.nodes if "master" in n["roles"] and n["name"] != leaving]
+    me = str(__opts__.get("interface"))
+    acting = brine_day2.acting_master([str(n["address"]) for n in masters], me, int(__opts__.get("ret_port", 4506)))
+    return next((n for n in masters if str(n["address"]) == acting), None)
+
+
+def acting_master(cluster=None, leaving=None):
+    """
+    The minion id of the master that acts for the cluster now: the first master
+    of the inventory (other than ``leaving``) whose salt-master answers - the
+    same choice every master makes for an onboarding. None when none answers.
+    Orchestrates call this while they render.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.acting_master demo leaving=master1
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return None
+    node = _masters_answering(loaded, leaving)
+    return loaded.minion_id(node["name"]) if node else None
+
+
+def etcd_endpoints(cluster=None, leaving=None):
+    """
+    The etcd client URLs of the cluster's members (but ``leaving``), comma
+    separated, for etcdctl. Orchestrates call this while they render.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.etcd_endpoints demo
+    """
+    import brine_etcd
+
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return ""
+    port = _etcd_defaults()["client_port"]
+    return ",".join(brine_etcd.client_url(str(n["address"]), port) for n in loaded.nodes
+                    if "etcd" in n["roles"] and n["name"] != leaving)
+
+
+def inventory_remove(cluster=None, node=None):
+    """
+    Take ``node`` out of the cluster's inventory on this master and every other
+    master that answers (the last step of ``cluster.node_remove``). The
+    inventory must be plain YAML (as cluster.deploy ships it). The deploy
+    side's copy is not touched: the line printed says to update it there too.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.inventory_remove demo worker3
+    """
+    import yaml
+
+    loaded = _load(cluster)
+    path = os.path.join(brine_cluster.pillar_root(__opts__), "clusters", str(cluster), "inventory.sls")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if "{%" in text or "{{" in text:
+        return _fail([f"{path}: holds Jinja; take {node} out of it by hand"])
+    data = yaml.safe_load(text)
+    nodes = data["inventory"]["nodes"]
+    kept = [entry for entry in nodes if entry.get("name") != node]
+    if len(kept) == len(nodes):
+        return _done([f"{node}: not in the inventory of {cluster} (already removed)"])
+    data["inventory"]["nodes"] = kept
+    new_text = f"# Written by cluster.node_remove ({brine_day2.now()}: {node} removed).\n" + \
+        yaml.safe_dump(data, sort_keys=False)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(new_text)
+    os.replace(path + ".tmp", path)
+    others = [loaded.minion_id(n["name"]) for n in loaded.nodes
+              if "master" in n["roles"] and str(n["address"]) != str(__opts__.get("interface")) and n["name"] != node]
+    lines = [f"{node}: out of the inventory of {cluster} on this master"]
+    if others and _own_master(cluster):
+
+        replies = _local_client().cmd(
+            others, "file.write", [path, new_text.rstrip("\n")], tgt_type="list", timeout=60)
+        for other in others:
+            lines.append(f"{other}: {'updated' if other in replies else 'did not answer: update its ' + path}")
+    lines.append(f"declare the same on the deploy side: remove {node} from pillar/clusters/{cluster}/inventory.sls")
+    return _report(lines, ok=True, changes={"removed": node})
+
+
+def certs_expiring(minion_id=None, certificates=None):
+    """
+    Record a node's warning of certificates close to expiry (the
+    ``brine/certs/expiring`` reactor): logged at warning level and kept in
+    ``certs.jsonl`` of the cluster's state folder for ``cluster.status``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.certs_expiring worker1.demo certificates='[...]'
+    """
+    cluster = str(minion_id or "").partition(".")[2] or __opts__.get("brine_cluster_master")
+    loaded = _load(cluster)
+    soon = certificates or []
+    for item in soon:
+        log.warning("%s: certificate %s (%s) expires %s, in %s days; renew: salt-run state.orchestrate "
+                    "cluster.certs_renew pillar='{\"cluster\": \"%s\"}'", minion_id, item.get("where"),
+                    item.get("subject"), item.get("not_after"), item.get("days_left"), cluster)
+    brine_day2.append_event(loaded.state_dir, "certs", {"minion": minion_id, "expiring": soon})
+    return _done([f"{minion_id}: {len(soon)} certificate(s) close to expiry recorded"])
+
+
+def status(cluster=None):
+    """
+    The cluster as it is now, in one screen: every node with its Kubernetes
+    state and version, its salt-minion, its soonest certificate expiry and its
+    last drift-correction run; etcd's health and each member's newest
+    snapshot; the last cluster jobs. On a cluster's own salt-master (over the
+    minions).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.status demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    if not _own_master(cluster):
+        return _fail(["cluster.status runs on a cluster's own salt-master (the day-2 agent); "
+                      f"from here: ssh to a master of {cluster} and run it there"])
+
+    local = _local_client()
+    ids = [loaded.minion_id(n["name"]) for n in loaded.nodes]
+    certs = local.cmd(ids, "brine_certs.expiry", tgt_type="list", timeout=30)
+    drift_runs = local.cmd(ids, "brine_drift.history", kwarg={"limit": 1}, tgt_type="list", timeout=30)
+    backups = local.cmd([loaded.minion_id(n["name"]) for n in loaded.nodes if "etcd" in n["roles"]], "cmd.run",
+                        ["ls -1t /var/lib/etcd-backup/etcd-*.db 2>/dev/null | head -1 | xargs -r stat -c '%y %n'"],
+                        kwarg={"python_shell": True}, tgt_type="list", timeout=30)
+    proc = subprocess.run(["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "get", "nodes", "-o", "json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    kube = {}
+    if proc.returncode == 0:
+        for item in json.loads(proc.stdout)["items"]:
+            ready = next((c["status"] for c in item["status"].get("conditions", []) if c["type"] == "Ready"), "?")
+            kube[item["metadata"]["name"]] = (f"{'Ready' if ready == 'True' else 'NotReady'} "
+                                              f"{item['status']['nodeInfo']['kubeletVersion']}")
+    lines = [f"cluster {cluster}: Kubernetes {loaded.env['kubernetes_version']}, {len(loaded.nodes)} nodes"
+             + ("" if proc.returncode == 0 else f" (API: {proc.stderr.strip()[-200:]})")]
+    for node in loaded.nodes:
+        mid = loaded.minion_id(node["name"])
+        soonest = certs.get(mid)
+        cert = (f"certs: soonest {soonest[0]['days_left']} days ({soonest[0]['where']})"
+                if isinstance(soonest, list) and soonest else "certs: -")
+        last = drift_runs.get(mid)
+        drift = (f"drift: last run {last[-1]['time']}, {len(last[-1]['drifted'])} drifted"
+                 if isinstance(last, list) and last else "drift: no run yet")
+        minion_state = "minion up" if mid in certs else "minion DOWN"
+        lines.append(f"  {node['name']:<12} {','.join(node['roles']):<14} {kube.get(node['name'], 'not a node'):<22} "
+                     f"{minion_state}; {cert}; {drift}")
+    for mid, said in sorted(backups.items()):
+        lines.append(f"  etcd snapshot on {mid.split('.')[0]}: {said or 'none yet'}")
+    for event in brine_day2.read_events(loaded.state_dir, "certs")[-5:]:
+        if event.get("expiring"):
+            first = event["expiring"][0]
+            lines.append(f"  WARNING {event['time']} {event['minion']}: {first['where']} expires in "
+                         f"{first['days_left']} days ({len(event['expiring'])} certificate(s) under the threshold)")
+    for job in brine_day2.jobs(loaded.state_dir)[-5:]:
+        lines.append(f"  job {job['id']}: {job['state']}" + (f" ({job['summary']})" if job.get("summary") else ""))
+    return _done(lines)
+
+
+# --------------------------------------------------------------------------
+# Cluster jobs and their reports
+# --------------------------------------------------------------------------
+
+
+def job_begin(cluster=None, kind="deploy"):
+    """
+    Open a cluster job for an orchestrate run (``cluster.deploy`` calls this
+    while it renders): its folder ``.brine/clusters/<name>/jobs/<id>/``, which
+    the steps record into and the report is written to. Returns the folder.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.job_begin demo kind=deploy
+    """
+    loaded = _load(cluster)
+    if str(cluster) not in brine_cluster.cluster_names(__opts__):
+        return ""
+    job = brine_day2.Job(loaded.state_dir, kind, str(cluster))
+    job.start()
+    return job.folder
+
+
+def _secret_values(loaded):
+    """Every secret value the deploy side holds for the cluster (what a report must never show)."""
+    values = []
+    for top in ("secrets", os.path.join("pki")):
+        for folder, _, names in os.walk(os.path.join(loaded.state_dir, top)):
+            for name in names:
+                if not (name.endswith((".key", ".pem")) or top == "secrets"):
+                    continue
+                try:
+                    with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                        text = handle.read()
+                except (OSError, UnicodeDecodeError):
+                    continue
+                if name.endswith(".json"):
+                    try:
+                        values += [str(v) for v in json.loads(text).values()]
+                    except ValueError:
+                        values.append(text.strip())
+                else:
+                    values.append(text.strip())
+    return values
+
+
+def report_write(cluster=None, job=None, plan=None):
+    """
+    Write the report of cluster job ``job`` (its folder): report.html and
+    timeline.png, with the final summary table; the job is marked done or
+    failed from what its steps recorded. No secret reaches the report: every
+    secret value of the cluster is scrubbed from it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.report_write demo job=.brine/clusters/demo/jobs/<id>
+    """
+    import brine_report
+
+    loaded = _load(cluster)
+    if not job:
+        return _done([f"no job: there is no cluster {cluster}"])
+    if not os.path.isdir(job):
+        return _fail([f"job: {job!r} is not a job folder"])
+    with open(os.path.join(job, "job.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    steps = brine_report.load_steps(job)
+    failed = sorted({s["step"] for s in steps if s.get("result") is False})
+    plan = list(plan or [])
+    ran = {s["step"] for s in steps}
+    not_run = [p for p in plan if p not in ran]
+    ok = bool(steps) and not failed and not not_run
+    record.update(state="done" if ok else "failed", ended=brine_day2.now(),
+                  summary="every step ok" if ok else
+                  f"failed at {', '.join(failed)}" if failed else f"did not run: {', '.join(not_run)}")
+    with open(os.path.join(job, "job.json"), "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+    env = loaded.env if loaded.valid else {}
+    facts = {"cluster": str(cluster), "Kubernetes": str(env.get("kubernetes_version", "?")),
+             "bundle": str((env.get("bundle") or {}).get("file") or "default for the release line"),
+             "registry": str((env.get("bundle") or {}).get("registry", "?")),
+             "network": str((env.get("network") or {}).get("plugin", "?")),
+             "kube-proxy": str((env.get("kube_proxy") or {}).get("mode", "?")),
+             "nodes": ", ".join(f"{n['name']} ({','.join(n['roles'])})" for n in loaded.nodes) if loaded.valid else "",
+             "Brine": _brine_version()}
+    report_path, _ = brine_report.write(job, record, plan, facts, _secret_values(loaded))
+    table = brine_report.summary_table(brine_report.summary(steps, plan))
+    return _report([*table.splitlines(), f"job {record['id']}: {record['state']}; report {report_path}"], ok=True)
+
+
+def report(cluster=None, job=None):
+    """
+    The path of a cluster job's HTML report (``job``: an id; default the newest
+    job that has one). Open it in a browser: one file, the timeline inside.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.report demo
+        salt-run cluster.report demo 20261127T101500Z-deploy-demo-1a2b3c
+    """
+    import brine_report
+
+    loaded = _load(cluster)
+    found = [j for j in brine_day2.jobs(loaded.state_dir)
+             if os.path.isfile(os.path.join(loaded.state_dir, "jobs", j["id"], brine_report.REPORT))]
+    if job:
+        found = [j for j in found if j["id"] == job]
+    if not found:
+        return _fail([f"cluster {cluster}: no report " + (f"for job {job}" if job else "yet") +
+                      f" under {os.path.join(loaded.state_dir, 'jobs')}"])
+    chosen = found[-1]
+    return _done([os.path.join(loaded.state_dir, "jobs", chosen["id"], brine_report.REPORT)])

@@ -396,3 +396,93 @@ def coredns_upstream(name, upstream=None):
     _kubectl("-n", "kube-system", "rollout", "restart", "deployment/coredns")
     ret.update(result=True, changes={"forward": said}, comment=f"CoreDNS now forwards to: {said}")
     return ret
+
+
+#: What ``kubeadm certs renew all`` renews on a master, as files (kubeconfigs: their client certificate).
+KUBEADM_CERTS = ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+                 "/etc/kubernetes/pki/front-proxy-client.crt", "/etc/kubernetes/admin.conf",
+                 "/etc/kubernetes/super-admin.conf", "/etc/kubernetes/controller-manager.conf",
+                 "/etc/kubernetes/scheduler.conf")
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def _days_left(path):
+    from cryptography import x509  # pylint: disable=import-outside-toplevel
+
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if path.endswith(".conf"):
+        import yaml  # pylint: disable=import-outside-toplevel
+
+        users = yaml.safe_load(data).get("users") or [{}]
+        encoded = users[0].get("user", {}).get("client-certificate-data")
+        if not encoded:
+            return None
+        data = base64.b64decode(encoded)
+    cert = x509.load_pem_x509_certificate(data)
+    return (cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)).total_seconds() / 86400
+
+
+def _apiserver_ready(address, port, seconds):
+    """This master's own API server (not the load balancer) answers /readyz, within ``seconds``."""
+    context = ssl._create_unverified_context()  # a liveness probe of our own server; kubeadm's CA checks the rest
+    deadline = time.monotonic() + seconds
+    said = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"https://{address}:{port}/readyz", timeout=3, context=context) as response:
+                if response.status == 200:
+                    return True, "HTTP 200"
+                said = f"HTTP {response.status}"
+        except urllib.error.HTTPError as error:
+            said = f"HTTP {error.code}"
+        except (OSError, ssl.SSLError) as error:
+            said = str(getattr(error, "reason", error))
+        time.sleep(2)
+    return False, said
+
+
+def certs_renewed(name, address, api_port=6443, days=30, force=False, wait_seconds=300):
+    """
+    kubeadm's certificates on this master have at least ``days`` left: when one
+    has fewer (or with ``force``), ``kubeadm certs renew all``, then the control
+    plane's containers are stopped so kubelet starts them on the new
+    certificates, and this master's API server must answer ``/readyz`` again.
+    ``name`` is a label; ``address`` this master's API server address.
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    left = {}
+    for path in KUBEADM_CERTS:
+        if os.path.isfile(path):
+            value = _days_left(path)
+            if value is not None:
+                left[path] = value
+    if not left:
+        ret["comment"] = "no kubeadm certificate here: not a master of a running cluster"
+        return ret
+    soonest_path = min(left, key=left.get)
+    soonest = left[soonest_path]
+    if soonest >= float(days) and not force:
+        ret.update(result=True, comment=f"every kubeadm certificate has {int(soonest)} days or more left "
+                                        f"(soonest: {soonest_path}); renewal below {days} days")
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would renew (soonest {soonest_path}: {soonest:.1f} days left)")
+        return ret
+    code, output = _run(["kubeadm", "certs", "renew", "all"])
+    if code != 0:
+        ret["comment"] = f"kubeadm certs renew all failed: {_tail(output, 8)}"
+        return ret
+    stopped = []
+    for component in CONTROL_PLANE:
+        code, ids = _run(["crictl", "--runtime-endpoint", "unix:///run/containerd/containerd.sock", "ps", "-q",
+                          "--name", f"^{component}$"], stderr=False)
+        for container in ids.split():
+            _run(["crictl", "--runtime-endpoint", "unix:///run/containerd/containerd.sock", "stop", container])
+            stopped.append(component)
+    ok, said = _apiserver_ready(address, api_port, wait_seconds)
+    renewed_to = min(v for v in (_days_left(p) for p in left) if v is not None)
+    ret.update(result=ok, changes={"renewed": sorted(left), "restarted": sorted(set(stopped))},
+               comment=f"renewed (soonest now {renewed_to:.0f} days); control plane restarted; "
+                       f"API server at {address}:{api_port}: {said}")
+    return ret

@@ -84,6 +84,10 @@ class Cluster:
         return os.path.join(self.state_dir, "pki", "kubernetes")
 
     @property
+    def salt_pki_dir(self) -> str:
+        return os.path.join(self.state_dir, "pki", "salt")
+
+    @property
     def bootstrap_token_file(self) -> str:
         return os.path.join(self.state_dir, "secrets", "bootstrap-token")
 

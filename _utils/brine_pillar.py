@@ -98,6 +98,13 @@ class Node(_Strict):
         description="the node's SSH host key fingerprint as `ssh-keygen -lf` prints it (SHA256:...); "
         "when given, cluster.trust accepts only that key",
     )
+    minion_fingerprint: str | None = Field(
+        None,
+        pattern=r"^([0-9a-f]{2}:){31}[0-9a-f]{2}$",
+        description="the sha256 fingerprint of the node's own salt-minion key, as "
+        "`salt-call --local key.finger hash_type=sha256` prints it; needed only for a node that "
+        "joins by starting a minion it made its own key for (cluster.deploy gives every other node its key)",
+    )
 
     _name_is_label = field_validator("name")(_check_label)
 
@@ -196,6 +203,29 @@ class Kubeadm(_Strict):
     )
 
 
+class Day2(_Strict):
+    agent: bool = Field(
+        True,
+        description="salt-master on the masters and salt-minion on every node, so the cluster onboards, "
+        "removes and corrects its own nodes (true, default); false: the cluster is managed from the deploy node only",
+    )
+    highstate_minutes: int = Field(
+        30, ge=0, le=10080,
+        description="how often every node runs its highstate to find and put back drift, in minutes "
+        "(default 30; 0: never on a schedule)",
+    )
+    report_only: bool = Field(
+        False,
+        description="true: the scheduled highstate only reports drift (test=True) and changes nothing; "
+        "false (default): it puts every drifted setting back",
+    )
+    cert_warn_days: int = Field(
+        30, ge=1, le=365,
+        description="a daily check on every node warns (event brine/certs/expiring, cluster.status) when a "
+        "Kubernetes or etcd certificate has fewer days left than this (default 30)",
+    )
+
+
 class Env(_Strict):
     name: Label = Field(description=f"the cluster's name, equal to its folder under pillar/clusters/: {LABEL_ACCEPTED}")
     kubernetes_version: str = Field(
@@ -221,6 +251,7 @@ class Env(_Strict):
         description="name servers CoreDNS forwards non-cluster names to; unset (default): each node's "
         "/etc/resolv.conf, as kubeadm does; []: none, CoreDNS answers cluster names only (a site without DNS)",
     )
+    day2: Day2 = Field(default_factory=Day2, description="the day-2 agent: onboarding, drift correction, removal")
 
     _name_is_label = field_validator("name")(_check_label)
 
@@ -498,9 +529,6 @@ def _cross_field_problems(data: dict[str, Any], folder_name: str | None) -> list
         if etcd_members == 0:
             problems.append(Problem("inventory.nodes", "no node has the role etcd",
                                     "an odd number (1, 3 or 5) of nodes with the role etcd, usually the masters"))
-        elif etcd_members % 2 == 0:
-            problems.append(Problem("inventory.nodes", f"{etcd_members} nodes have the role etcd, an even number",
-                                    "an odd number (1, 3 or 5) of etcd members, so a majority survives a failure"))
 
     jump = _get(env, "ssh", "jump_host")
     if isinstance(jump, str) and seen_names and jump not in seen_names:
@@ -529,6 +557,22 @@ def validate(data: Any, folder_name: str | None = None) -> list[Problem]:
     reported = {p.path for p in problems}
     problems.extend(p for p in _cross_field_problems(data, folder_name) if p.path not in reported)
     return sorted(set(problems), key=lambda p: (p.path, p.message))
+
+
+def warnings(data: Any) -> list[str]:
+    """
+    What is allowed but unwise in a valid pillar, one line each: an even number
+    of etcd members (a majority of 2 or 4 survives no more failures than 1 or 3
+    do; a state passed through while a member is replaced).
+    """
+    nodes = _get(data, "inventory", "nodes")
+    if not isinstance(nodes, list):
+        return []
+    etcd = sum(1 for node in nodes if isinstance(node, dict) and "etcd" in (node.get("roles") or []))
+    if etcd and etcd % 2 == 0:
+        return [f"inventory.nodes: {etcd} nodes have the role etcd, an even number (warning: an odd number - "
+                "1, 3 or 5 - tolerates as many failures with one member fewer; fine while a member is replaced)"]
+    return []
 
 
 def parse(data: dict[str, Any]) -> ClusterPillar:

@@ -13,7 +13,11 @@ Certificates and secrets Brine makes on the deploy side, once per cluster, with
 - ``pki/kubernetes/``: what kubeadm finds in place instead of making it, so joins need
   nothing from an earlier step: the cluster CA (``ca``), the front-proxy CA
   (``front-proxy-ca``), the service-account key pair (``sa.key``, ``sa.pub``), and
-  ``secrets/bootstrap-token`` (see :func:`ensure_kubernetes_pki`).
+  ``secrets/bootstrap-token`` (see :func:`ensure_kubernetes_pki`);
+- ``pki/salt/``: the day-2 agent's keys, Salt's own format (RSA 2048): ``master.{pem,pub}``,
+  which every master of the cluster shares (Salt's multi-master needs one master key),
+  and ``minions/<node>.{pem,pub}`` per node, so every deployed node's key is known to
+  the masters before its minion first starts (see :func:`ensure_salt_keys`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import os
 import secrets
 from dataclasses import dataclass
 
-import bcrypt
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -280,6 +283,8 @@ def ensure_registry_credentials(path: str) -> tuple[dict[str, str], bool]:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle), False
     password = secrets.token_urlsafe(24)
+    import bcrypt  # deploy side only: the cluster's masters (day-2 agent) have no bcrypt and never make these
+
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
     credentials = {"username": REGISTRY_USER, "password": password, "htpasswd": f"{REGISTRY_USER}:{hashed}"}
     _write_secret(path, json.dumps(credentials).encode())
@@ -348,3 +353,45 @@ def ensure_kubernetes_pki(directory: str, token_path: str, cluster: str) -> Kube
     with open(token_path, encoding="ascii") as handle:
         token = handle.read().strip()
     return KubernetesPKI(ca, front_proxy, sa_key, sa_pub, token, made)
+
+
+def _rsa_pair() -> tuple[bytes, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
+def ensure_salt_keys(directory: str, nodes: list[str]) -> list[str]:
+    """
+    The day-2 agent's keys, made where absent and never replaced: ``master.pem`` /
+    ``master.pub`` (one pair for all the cluster's masters) and, per node in
+    ``nodes``, ``minions/<node>.pem`` / ``.pub``. Salt reads both as they are: the
+    private key PKCS#1 PEM, the public key SubjectPublicKeyInfo PEM. Returns what
+    it made (names, never contents).
+    """
+    made = []
+    pairs = [("master", os.path.join(directory, "master"))]
+    pairs += [(f"minion key of {node}", os.path.join(directory, "minions", node)) for node in nodes]
+    for what, stem in pairs:
+        if os.path.isfile(stem + ".pem") and os.path.isfile(stem + ".pub"):
+            continue
+        private, public = _rsa_pair()
+        _write_secret(stem + ".pem", private)
+        _write_public(stem + ".pub", public)
+        made.append("salt master key" if what == "master" else what)
+    return made
+
+
+def salt_finger(public_pem: str) -> str:
+    """
+    The fingerprint Salt shows for a key (``salt-key -F`` / ``key.finger`` with
+    ``hash_type: sha256``): sha256 of the PEM's base64 lines (armour lines and
+    blank lines left out, line ends kept), as colon-separated hex pairs.
+    """
+    lines = [line for line in public_pem.replace("\r\n", "\n").splitlines() if line.strip()]
+    body = "".join(line + "\n" for line in lines[1:-1])
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(body.encode())
+    return ":".join(f"{b:02x}" for b in digest.finalize())

@@ -13,6 +13,7 @@ base:
     - prefetch
     - kubernetes
     - network
+    - day2
   'brine_node:roles:worker':
     - match: pillar
     - offline_repo
@@ -22,6 +23,7 @@ base:
     - prefetch
     - kubernetes
     - network
+    - day2
   'brine_node:roles:etcd':
     - match: pillar
     - offline_repo

@@ -30,9 +30,12 @@ class TestCluster:
     __test__ = False  # not a pytest test class
 
     def __init__(self, env: SaltEnv, name: str, third_octet: int, masters: int = 3, workers: int = 2,
-                 env_overrides: dict | None = None, kubernetes: str = "standins") -> None:
+                 env_overrides: dict | None = None, kubernetes: str = "standins",
+                 spares: tuple[str, ...] = ()) -> None:
         """``kubernetes``: "standins" deploys the stand-in bundle (deploy with ``until``, the
-        stand-ins cannot run a cluster); "built" the real one (`make bundle`)."""
+        stand-ins cannot run a cluster); "built" the real one (`make bundle`). ``spares``:
+        extra machines booted with the cluster (workers, addresses after the workers') but
+        left out of its inventory - machines a test onboards or that must stay out."""
         self.env = env
         self.name = name
         base = f"10.{third_octet}.0"
@@ -54,11 +57,17 @@ class TestCluster:
                  for i in range(1, masters + 1)]
         nodes += [{"name": f"worker{i}", "address": f"{base}.{20 + i}", "roles": ["worker"]}
                   for i in range(1, workers + 1)]
+        spare_nodes = [{"name": spare, "address": f"{base}.{20 + workers + i}", "roles": ["worker"]}
+                       for i, spare in enumerate(spares, start=1)]
         env.edit(name, "env.sls", change_env)
-        with open(os.path.join(folder, "inventory.sls"), "w", encoding="utf-8") as handle:
+        inventory = os.path.join(folder, "inventory.sls")
+        with open(inventory, "w", encoding="utf-8") as handle:
+            yaml.safe_dump({"inventory": {"nodes": nodes + spare_nodes}}, handle, sort_keys=False)
+        self.testbed = Testbed(name, os.path.dirname(os.path.dirname(os.path.abspath(__file__))), pillar_dir=folder)
+        with open(inventory, "w", encoding="utf-8") as handle:
             yaml.safe_dump({"inventory": {"nodes": nodes}}, handle, sort_keys=False)
         self.nodes = nodes
-        self.testbed = Testbed(name, os.path.dirname(os.path.dirname(os.path.abspath(__file__))), pillar_dir=folder)
+        self.spares = {spare["name"]: spare for spare in spare_nodes}
 
     def minion(self, node: str) -> str:
         return f"{node}.{self.name}"
@@ -73,5 +82,10 @@ class TestCluster:
         return self.env.deploy(self.name, timeout=timeout, until=until)
 
     def down(self) -> None:
+        """Take the testbed down; left up when BRINE_KEEP_TESTBED=1 (to look at a failure)."""
+        if os.environ.get("BRINE_KEEP_TESTBED") == "1":
+            print(f"\n{self.name}: testbed left up (BRINE_KEEP_TESTBED=1); "
+                  f"python -m tests.testbed down {self.name} removes it")
+            return
         self.testbed.down()
 

@@ -24,6 +24,7 @@ class SaltEnv:
 
     def __init__(self, root: str, pillar_from: str | None = None) -> None:
         self.root = root
+        self.runs = 0
         self.pillar = os.path.join(root, "pillar")
         self.state = os.path.join(root, "state")
         self.config_dir = os.path.join(root, "etc")
@@ -38,7 +39,7 @@ class SaltEnv:
             "brine_repo_root": REPO_ROOT,
             "module_dirs": [REPO_ROOT],
             "pillar_dirs": [os.path.join(REPO_ROOT, "_pillar")],
-            "file_roots": {"base": [os.path.join(REPO_ROOT, "salt")]},
+            "file_roots": {"base": [os.path.join(REPO_ROOT, "salt"), os.path.join(self.state, "fileserver")]},
             "pillar_roots": {"base": [self.pillar]},
             "ssh_log_file": os.path.join(self.state, "salt-ssh.log"),
         }
@@ -88,6 +89,11 @@ class SaltEnv:
         """Run an orchestrate with ``--out=json``; return its exit code, each step's result by
         state id, and its output. Raises AssertionError when it printed no result."""
         proc = self.salt_run("state.orchestrate", sls, f"pillar={json.dumps(pillar)}", "--out=json", timeout=timeout)
+        self.runs += 1
+        stem = os.path.join(self.root, f"orchestrate-{self.runs:02d}-{sls}")
+        for suffix, text in ((".out", proc.stdout), (".err", proc.stderr)):
+            with open(stem + suffix, "w", encoding="utf-8") as handle:
+                handle.write(text)
         try:
             data = json.loads(proc.stdout)
         except ValueError:

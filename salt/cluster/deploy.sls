@@ -13,11 +13,12 @@
   preflight, bundle, os, runtime, prefetch, etcd, kubernetes (binaries and
   the API load balancer on every node), init (kubeadm init on the first
   master), masters (kubeadm join --control-plane, one at a time), workers
-  (kubeadm join, all at once), network (and every node Ready), record.
+  (kubeadm join, all at once), network (and every node Ready), record, agent
+  (the day-2 agent: salt-master on the masters, salt-minion on every node).
 -#}
 {%- set cluster = pillar.get('cluster', '') %}
 {%- set steps = ['validate', 'secrets', 'reach', 'preflight', 'bundle', 'os', 'runtime', 'prefetch', 'etcd',
-                 'kubernetes', 'init', 'masters', 'workers', 'network', 'record'] %}
+                 'kubernetes', 'init', 'masters', 'workers', 'network', 'record', 'agent'] %}
 {%- set until = pillar.get('until') or steps[-1] %}
 {%- set last = steps.index(until) if until in steps else -1 %}
 {%- set run = {} %}
@@ -25,6 +26,11 @@
 {#- Targets come from the pillar now, at render time; [] for an invalid pillar,
     whose steps then never run (they require the validate step). #}
 {%- set nodes = salt['saltutil.runner']('cluster.members', cluster=cluster) %}
+{#- The cluster job this run is: every step records into its folder, the
+    report (report.html, timeline.png; salt-run cluster.report <name>) is
+    written there at the end, whatever failed. #}
+{%- set job = salt['saltutil.runner']('cluster.job_begin', cluster=cluster, kind='deploy') %}
+{%- set workers_kind = 'brine_cluster' if salt['saltutil.runner']('cluster.members', cluster=cluster, role='worker') else 'salt' %}
 {%- set masters = salt['saltutil.runner']('cluster.members', cluster=cluster, role='master') %}
 {%- set workers = salt['saltutil.runner']('cluster.members', cluster=cluster, role='worker') %}
 {%- if last < 0 %}
@@ -38,6 +44,8 @@ cluster-deploy-until-known:
 
 cluster-pillar-valid:
   brine_cluster.check_passed:
+    - job: {{ job | json }}
+    - step: validate
     - check: validate
     - cluster: {{ cluster | json }}
 {%- endif %}
@@ -46,6 +54,8 @@ cluster-pillar-valid:
 
 cluster-secrets-present:
   brine_cluster.secrets_present:
+    - job: {{ job | json }}
+    - step: secrets
     - cluster: {{ cluster | json }}
     - require:
       - brine_cluster: cluster-pillar-valid
@@ -55,6 +65,8 @@ cluster-secrets-present:
 
 cluster-nodes-reachable:
   brine_cluster.check_passed:
+    - job: {{ job | json }}
+    - step: reach
     - check: reach
     - cluster: {{ cluster | json }}
     - require:
@@ -68,6 +80,8 @@ cluster-nodes-reachable:
     nothing changed anywhere when any is found. #}
 cluster-preflight-passed:
   brine_cluster.check_passed:
+    - job: {{ job | json }}
+    - step: preflight
     - check: preflight
     - cluster: {{ cluster | json }}
     - require:
@@ -77,7 +91,9 @@ cluster-preflight-passed:
 {%- if run.bundle %}
 
 cluster-bundle-served:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: bundle
     - tgt: {{ ("deploy." ~ cluster) | json }}
     - ssh: True
     - sls:
@@ -91,14 +107,16 @@ cluster-bundle-served:
 {#- Kernel modules, sysctl, swap, /etc/hosts and base packages on every node
     (packages come from the file server the step before brought up). #}
 cluster-os-ready:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: os
     - tgt: {{ nodes | json }}
     - tgt_type: list
     - ssh: True
     - sls:
       - os_base
     - require:
-      - salt: cluster-bundle-served
+      - brine_cluster: cluster-bundle-served
 {%- endif %}
 
 {%- if run.runtime %}
@@ -106,28 +124,32 @@ cluster-os-ready:
 {#- containerd (or Docker) on every node, its mirrors pointing every public
     registry name at the private registry. #}
 cluster-runtime-ready:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: runtime
     - tgt: {{ nodes | json }}
     - tgt_type: list
     - ssh: True
     - sls:
       - runtime
     - require:
-      - salt: cluster-os-ready
+      - brine_cluster: cluster-os-ready
 {%- endif %}
 
 {%- if run.prefetch %}
 
 {#- Every binary and image each node's roles need, on all nodes at once. #}
 cluster-artifacts-prefetched:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: prefetch
     - tgt: {{ nodes | json }}
     - tgt_type: list
     - ssh: True
     - sls:
       - prefetch
     - require:
-      - salt: cluster-runtime-ready
+      - brine_cluster: cluster-runtime-ready
 {%- endif %}
 
 {%- if run.etcd %}
@@ -138,7 +160,9 @@ cluster-artifacts-prefetched:
     pillar now, at render time. #}
 {%- set etcd_members = salt['saltutil.runner']('cluster.members', cluster=cluster, role='etcd') %}
 cluster-etcd-healthy:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: etcd
     - tgt: {{ etcd_members | json }}
     - tgt_type: list
     - ssh: True
@@ -146,7 +170,7 @@ cluster-etcd-healthy:
       - offline_repo
       - etcd
     - require:
-      - salt: cluster-artifacts-prefetched
+      - brine_cluster: cluster-artifacts-prefetched
 {%- endif %}
 {%- set first_master = masters[:1] %}
 {%- if run.kubernetes %}
@@ -155,7 +179,9 @@ cluster-etcd-healthy:
     the bundle, kubelet's unit, and the API load balancer's static pod with
     every master as upstream, on every node at once. Nothing runs yet. #}
 cluster-kubernetes-installed:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: kubernetes
     - tgt: {{ nodes | json }}
     - tgt_type: list
     - ssh: True
@@ -163,7 +189,7 @@ cluster-kubernetes-installed:
       - kubernetes.installed
       - kubernetes.lb
     - require:
-      - salt: cluster-etcd-healthy
+      - brine_cluster: cluster-etcd-healthy
 {%- endif %}
 {%- if run.init %}
 
@@ -171,14 +197,16 @@ cluster-kubernetes-installed:
     patches), the API's health gate through 127.0.0.1, the bootstrap token
     made valid for the joins. Skipped on a master that is already one. #}
 cluster-control-plane-initialised:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: init
     - tgt: {{ first_master | json }}
     - tgt_type: list
     - ssh: True
     - sls:
       - kubernetes
     - require:
-      - salt: cluster-kubernetes-installed
+      - brine_cluster: cluster-kubernetes-installed
 {%- endif %}
 {%- if run.masters %}
 {%- set previous = 'cluster-control-plane-initialised' %}
@@ -187,13 +215,15 @@ cluster-control-plane-initialised:
 {#- kubeadm join --control-plane, one master at a time, each gated on the API
     answering through its own load balancer. #}
 cluster-master-joined-{{ master.split('.')[0] }}:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: masters
     - tgt: {{ master | json }}
     - ssh: True
     - sls:
       - kubernetes
     - require:
-      - salt: {{ previous }}
+      - brine_cluster: {{ previous }}
 {%- set previous = 'cluster-master-joined-' ~ master.split('.')[0] %}
 {%- endfor %}
 
@@ -201,7 +231,7 @@ cluster-masters-joined:
   test.succeed_without_changes:
     - name: "masters in the cluster: {{ masters | map('replace', '.' ~ cluster, '') | join(', ') }}"
     - require:
-      - salt: {{ previous }}
+      - brine_cluster: {{ previous }}
 {%- endif %}
 {%- if run.workers %}
 
@@ -209,7 +239,9 @@ cluster-masters-joined:
     balancer (kubelet's TLS bootstrap reaches the API through it). #}
 cluster-workers-joined:
 {%- if workers %}
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: workers
     - tgt: {{ workers | json }}
     - tgt_type: list
     - ssh: True
@@ -231,35 +263,77 @@ cluster-workers-joined:
 {#- The pod network on every node (host-gw: each node's CNI config and
     routes to the others' pods), then the gate: every node Ready. #}
 cluster-network-ready:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: network
     - tgt: {{ nodes | json }}
     - tgt_type: list
     - ssh: True
     - sls:
       - network
     - require:
-      - salt: cluster-workers-joined
+      - {{ workers_kind }}: cluster-workers-joined
 
 cluster-nodes-ready:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: network
     - tgt: {{ first_master | json }}
     - tgt_type: list
     - ssh: True
     - sls:
       - kubernetes.ready
     - require:
-      - salt: cluster-network-ready
+      - brine_cluster: cluster-network-ready
 {%- endif %}
 {%- if run.record %}
 
 {#- The deploy settings, no secret, in kube-system/brine-cluster. #}
 cluster-deploy-recorded:
-  salt.state:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: record
     - tgt: {{ first_master | json }}
     - tgt_type: list
     - ssh: True
     - sls:
       - kubernetes.record
     - require:
-      - salt: cluster-nodes-ready
+      - brine_cluster: cluster-nodes-ready
 {%- endif %}
+{%- if run.agent %}
+
+{#- The day-2 agent (env.day2.agent): Brine packed for the masters, then on
+    every node salt-minion - its key known to the masters in advance - and on
+    the masters salt-master with this cluster's pillar and the onboarding
+    reactors. From here the cluster onboards, corrects and removes its own
+    nodes. #}
+cluster-agent-payload-ready:
+  brine_cluster.agent_payload_ready:
+    - job: {{ job | json }}
+    - step: agent
+    - cluster: {{ cluster | json }}
+    - require:
+      - brine_cluster: cluster-deploy-recorded
+
+cluster-agent-ready:
+  brine_cluster.applied:
+    - job: {{ job | json }}
+    - step: agent
+    - tgt: {{ nodes | json }}
+    - tgt_type: list
+    - ssh: True
+    - sls:
+      - day2.payload
+      - day2
+    - require:
+      - brine_cluster: cluster-agent-payload-ready
+{%- endif %}
+
+{#- Last, whatever failed (no requisites): the job's report and its summary table. #}
+cluster-report-written:
+  brine_cluster.report_written:
+    - cluster: {{ cluster | json }}
+    - job: {{ job | json }}
+    - plan: {{ (steps[:last + 1] if workers else steps[:last + 1] | reject('equalto', 'workers') | list) | json }}
+    - order: last

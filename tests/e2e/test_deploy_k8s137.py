@@ -18,11 +18,17 @@ what a user would check by hand:
 
 from __future__ import annotations
 
+import base64
+import html.parser
+import io
 import json
+import os
+import re
 import threading
 import time
 
 import pytest
+from PIL import Image
 
 from tests.clusters import TestCluster
 from tests.e2e import toolbox
@@ -208,6 +214,60 @@ def test_secret_files_on_nodes_are_0600(cluster, deployed):
     assert modes and set(modes.values()) == {"600"}, modes
     worker = cluster.testbed.run("worker1", "stat -c '%a' /etc/kubernetes/brine/kubeadm.yaml").stdout.strip()
     assert worker == "600"
+
+
+class ReportCells(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.cells, self.steps, self.images = set(), [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and attrs.get("class") == "cell":
+            self.cells.add((attrs["data-node"], attrs["data-step"]))
+        if tag == "tr" and attrs.get("class") == "step":
+            self.steps.append(attrs["data-step"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+
+
+def test_the_deploy_leaves_a_report_with_every_node_and_step_and_no_secret(cluster, deployed):
+    proc = cluster.env.salt_run("cluster.report", NAME)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = proc.stdout.strip().splitlines()[-1]
+    with open(path, encoding="utf-8") as handle:
+        page = handle.read()
+    cells = ReportCells()
+    cells.feed(page)
+    plan = ["validate", "secrets", "reach", "preflight", "bundle", "os", "runtime", "prefetch", "etcd",
+            "kubernetes", "init", "masters", "workers", "network", "record", "agent"]
+    assert cells.steps == plan
+    assert "<span id='state'>done</span>" in page
+    for node in MASTERS + WORKERS:
+        for step in ("os", "runtime", "prefetch", "kubernetes", "network", "agent"):
+            assert (node, step) in cells.cells, (node, step)
+    assert {("master1", "init"), ("master2", "masters"), ("master3", "masters"), ("worker1", "workers"),
+            ("worker2", "workers"), ("deploy", "bundle"), ("deploy", "validate")} <= cells.cells
+    state = os.path.join(cluster.env.state, "clusters", NAME)
+    with open(os.path.join(state, "secrets", "bootstrap-token"), encoding="utf-8") as handle:
+        secrets = [handle.read().strip()]
+    with open(os.path.join(state, "secrets", "registry.json"), encoding="utf-8") as handle:
+        secrets.append(json.load(handle)["password"])
+    for key in ("pki/kubernetes/ca.key", "pki/kubernetes/sa.key", "pki/salt/master.pem", "pki/etcd/ca.key"):
+        with open(os.path.join(state, key), encoding="utf-8") as handle:
+            secrets += [line for line in handle.read().splitlines() if "-----" not in line and len(line) > 40][:3]
+    assert not [secret for secret in secrets if secret in page]
+    png = base64.b64decode(cells.images[0].split(",", 1)[1])
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size[0] >= 1000
+    assert os.path.isfile(os.path.join(os.path.dirname(path), "timeline.png"))
+    # While it ran: one progress line per step and node, then the summary table.
+    with open(os.path.join(cluster.env.root, "orchestrate-01-cluster.deploy.err"), encoding="utf-8") as handle:
+        progress = handle.read()
+    for node in MASTERS + WORKERS:
+        assert f"[brine] os         {node:<10} ok" in progress, progress[-3000:]
+    assert "step         result        changed  seconds  nodes" in progress
+    assert re.search(r"^total\s+\d+\s+[\d.]+$", progress, re.M)
 
 
 def test_a_second_deploy_changes_nothing(cluster, deployed):

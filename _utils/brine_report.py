@@ -1,0 +1,198 @@
+"""
+The report of a cluster job (``cluster.deploy``, ``cluster.node_add`` ...): what
+each step did on each node and when, as a self-contained HTML page with a PNG
+timeline (matplotlib), written into the job's folder.
+
+Steps record themselves while the orchestrate runs (``steps.jsonl`` in the job
+folder, one JSON object per step and node): ``step``, ``node``, ``start`` and
+``end`` (epoch seconds), ``result`` (true, false, null for test mode),
+``changed`` (how many states changed), ``comment`` (the failures' messages, or
+a one-line summary). Nothing in a record may be secret; :func:`scrub` removes
+every secret value the deploy side knows once more before anything is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+import os
+from typing import Any
+
+STEPS = "steps.jsonl"
+REPORT = "report.html"
+TIMELINE = "timeline.png"
+REDACTED = "<redacted>"
+
+
+def record_step(job_folder: str, record: dict[str, Any]) -> None:
+    """Append one step record (see the module's docstring)."""
+    with open(os.path.join(job_folder, STEPS), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+
+
+def load_steps(job_folder: str) -> list[dict[str, Any]]:
+    try:
+        with open(os.path.join(job_folder, STEPS), encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except OSError:
+        return []
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret value (and each line of a multi-line one, such as a PEM key) replaced."""
+    for secret in sorted((s for s in secrets if s and len(s) >= 8), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+        for line in secret.splitlines():
+            if len(line.strip()) >= 16 and "-----" not in line:
+                text = text.replace(line.strip(), REDACTED)
+    return text
+
+
+def _clock(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%H:%M:%S")
+
+
+def summary(steps: list[dict[str, Any]], plan: list[str]) -> list[dict[str, Any]]:
+    """One row per planned step (in plan order, then any other): nodes, result, changes, start, seconds."""
+    rows = []
+    names = list(plan) + sorted({s["step"] for s in steps} - set(plan))
+    for name in names:
+        mine = [s for s in steps if s["step"] == name]
+        if not mine:
+            rows.append({"step": name, "nodes": [], "result": "not run", "changed": 0, "start": None, "seconds": None})
+            continue
+        results = [s.get("result") for s in mine]
+        result = "failed" if False in results else ("would change" if None in results else "ok")
+        start, end = min(s["start"] for s in mine), max(s["end"] for s in mine)
+        rows.append({"step": name, "nodes": sorted({s["node"] for s in mine}), "result": result,
+                     "changed": sum(int(s.get("changed") or 0) for s in mine), "start": start,
+                     "seconds": round(end - start, 1)})
+    return rows
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """The final summary as plain text, one line per step."""
+    lines = [f"{'step':<12} {'result':<13} {'changed':>7} {'seconds':>8}  nodes"]
+    for row in rows:
+        seconds = f"{row['seconds']:.1f}" if row["seconds"] is not None else "-"
+        lines.append(f"{row['step']:<12} {row['result']:<13} {row['changed']:>7} {seconds:>8}  "
+                     f"{', '.join(row['nodes']) or '-'}")
+    total = [r for r in rows if r["start"] is not None]
+    if total:
+        began = min(r["start"] for r in total)
+        ended = max(r["start"] + r["seconds"] for r in total)
+        lines.append(f"{'total':<12} {'':<13} {sum(r['changed'] for r in rows):>7} {ended - began:>8.1f}")
+    return "\n".join(lines)
+
+
+def timeline_png(steps: list[dict[str, Any]], plan: list[str], title: str) -> bytes:
+    """Per-node, per-step bars on one time axis (seconds since the job began), as PNG bytes."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    nodes = sorted({s["node"] for s in steps}, key=lambda n: (n != "deploy", n))
+    order = [p for p in plan if any(s["step"] == p for s in steps)]
+    order += sorted({s["step"] for s in steps} - set(order))
+    colours = plt.get_cmap("tab20")
+    began = min((s["start"] for s in steps), default=0.0)
+    fig, axis = plt.subplots(figsize=(12, 0.45 * max(len(nodes), 3) + 1.6), dpi=100)
+    for row, node in enumerate(nodes):
+        for record in (s for s in steps if s["node"] == node):
+            index = order.index(record["step"])
+            width = max(record["end"] - record["start"], 0.3)
+            failed = record.get("result") is False
+            axis.barh(row, width, left=record["start"] - began, height=0.6, color=colours(index % 20),
+                      edgecolor="red" if failed else "black", linewidth=2 if failed else 0.4)
+    axis.set_yticks(range(len(nodes)), labels=nodes)
+    axis.invert_yaxis()
+    axis.set_xlabel("seconds since the job began")
+    axis.set_title(title)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 20)) for i in range(len(order))]
+    axis.legend(handles, order, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(len(order), 8),
+                fontsize="small", frameon=False)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return out.getvalue()
+
+
+def html_report(job: dict[str, Any], steps: list[dict[str, Any]], plan: list[str], facts: dict[str, str],
+                png: bytes) -> str:
+    """The whole report as one HTML page (the timeline embedded), see the module's docstring."""
+    rows = summary(steps, plan)
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+        f"<title>Brine {esc(job.get('kind', 'job'))} {esc(job.get('id', ''))}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:left;vertical-align:top}"
+        "td.failed{background:#fdd}td.ok{background:#dfd}td.notrun{color:#888}pre{white-space:pre-wrap;margin:0}"
+        "</style></head><body>",
+        f"<h1>{esc(job.get('kind', 'job'))} of cluster {esc(facts.get('cluster', ''))}: "
+        f"<span id='state'>{esc(job.get('state', ''))}</span></h1>",
+        "<table id='facts'>",
+    ]
+    for key, value in [("job", job.get("id", "")), ("started", job.get("started") or ""),
+                       ("ended", job.get("ended") or ""), *facts.items()]:
+        parts.append(f"<tr><th>{esc(str(key))}</th><td>{esc(str(value))}</td></tr>")
+    parts.append("</table>")
+    parts.append("<h2>Timeline</h2>")
+    parts.append(f"<img id='timeline' alt='per-node, per-step timeline' src='data:image/png;base64,"
+                 f"{base64.b64encode(png).decode()}'>")
+    parts.append("<h2>Steps</h2><table id='steps'><tr><th>step</th><th>result</th><th>changed</th>"
+                 "<th>started</th><th>seconds</th><th>nodes</th></tr>")
+    for row in rows:
+        css = {"failed": "failed", "ok": "ok", "not run": "notrun"}.get(row["result"], "")
+        parts.append(
+            f"<tr class='step' data-step='{esc(row['step'])}'><td>{esc(row['step'])}</td>"
+            f"<td class='{css}'>{esc(row['result'])}</td><td>{row['changed']}</td>"
+            f"<td>{_clock(row['start']) if row['start'] else '-'}</td>"
+            f"<td>{row['seconds'] if row['seconds'] is not None else '-'}</td>"
+            f"<td>{esc(', '.join(row['nodes']) or '-')}</td></tr>")
+    parts.append("</table>")
+    nodes = sorted({s["node"] for s in steps})
+    parts.append("<h2>Each node</h2><table id='nodes'><tr><th>node</th><th>step</th><th>result</th>"
+                 "<th>changed</th><th>started</th><th>seconds</th><th>what happened</th></tr>")
+    for node in nodes:
+        for record in sorted((s for s in steps if s["node"] == node), key=lambda s: s["start"]):
+            result = {True: "ok", False: "failed", None: "would change"}.get(record.get("result"), "?")
+            parts.append(
+                f"<tr class='cell' data-node='{esc(node)}' data-step='{esc(record['step'])}'>"
+                f"<td>{esc(node)}</td><td>{esc(record['step'])}</td>"
+                f"<td class='{'failed' if result == 'failed' else 'ok'}'>{result}</td>"
+                f"<td>{int(record.get('changed') or 0)}</td><td>{_clock(record['start'])}</td>"
+                f"<td>{record['end'] - record['start']:.1f}</td>"
+                f"<td><pre>{esc(str(record.get('comment') or ''))}</pre></td></tr>")
+    parts.append("</table>")
+    failures = [s for s in steps if s.get("result") is False]
+    parts.append(f"<h2>Failures</h2><div id='failures'>{'none' if not failures else ''}")
+    for record in failures:
+        parts.append(f"<h3>{esc(record['step'])} on {esc(record['node'])}</h3>"
+                     f"<pre>{esc(str(record.get('comment') or ''))}</pre>")
+    parts.append("</div></body></html>")
+    return "\n".join(parts)
+
+
+def write(job_folder: str, job: dict[str, Any], plan: list[str], facts: dict[str, str],
+          secrets: list[str]) -> tuple[str, str]:
+    """Write report.html and timeline.png into ``job_folder`` (0600); return their paths."""
+    steps = load_steps(job_folder)
+    for record in steps:
+        record["comment"] = scrub(str(record.get("comment") or ""), secrets)
+    png = timeline_png(steps, plan, f"{job.get('kind', 'job')} {job.get('id', '')}")
+    page = scrub(html_report(job, steps, plan, facts, png), secrets)
+    paths = []
+    for name, data in ((TIMELINE, png), (REPORT, page.encode())):
+        path = os.path.join(job_folder, name)
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(path + ".tmp", path)
+        paths.append(path)
+    return paths[1], paths[0]

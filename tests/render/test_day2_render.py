@@ -1,0 +1,132 @@
+"""
+The day-2 agent as Brine's states would write it for the demo cluster,
+rendered on the deploy side: every minion names every master and pins their
+key, the masters accept exactly the inventory's deployed keys, serve this
+cluster's pillar only, react to onboarding, and the payload carries Brine as a
+checkout. Nothing here connects to any machine.
+"""
+
+import hashlib
+import io
+import os
+import tarfile
+
+import brine_day2
+import brine_pki
+import brine_render
+import pytest
+import salt.config
+import salt.utils.crypt
+import yaml
+
+from tests.saltenv import REPO_ROOT, SaltEnv
+
+MASTERS = ["10.77.0.11", "10.77.0.12", "10.77.0.13"]
+NODES = ["master1", "master2", "master3", "worker1", "worker2"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    salt_env = SaltEnv(str(tmp_path_factory.mktemp("day2")))
+    assert salt_env.salt_run("cluster.secrets", "demo").returncode == 0
+    return salt_env
+
+
+@pytest.fixture(scope="module")
+def opts(env):
+    return salt.config.master_config(os.path.join(env.config_dir, "master"))
+
+
+def read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def files_of(opts, minion_id, mods=None):
+    return {f.path: f for f in brine_render.render_states(opts, minion_id, mods=mods)}
+
+
+@pytest.fixture(scope="module")
+def worker(opts):
+    return files_of(opts, "worker1.demo")
+
+
+@pytest.fixture(scope="module")
+def master(opts):
+    return files_of(opts, "master1.demo")
+
+
+def test_every_minion_names_every_master_and_pins_their_key(env, worker, master):
+    master_pub = os.path.join(env.state, "clusters", "demo", "pki", "salt", "master.pub")
+    for files, node in ((worker, "worker1"), (master, "master1")):
+        config = yaml.safe_load(files["/etc/salt/minion.d/brine.conf"].text)
+        assert config["id"] == f"{node}.demo"
+        assert config["master"] == MASTERS
+        assert config["master_finger"] == salt.utils.crypt.pem_finger(path=master_pub, sum_type="sha256")
+        assert files["/etc/salt/pki/minion/minion_master.pub"].text == read(master_pub)
+
+
+def test_each_node_gets_its_own_minion_key_and_no_master_key(env, worker):
+    pki = os.path.join(env.state, "clusters", "demo", "pki", "salt", "minions")
+    assert worker["/etc/salt/pki/minion/minion.pem"].text == read(os.path.join(pki, "worker1.pem"))
+    assert "/etc/salt/pki/master/master.pem" not in worker
+    assert not any(path.startswith("/srv/brine") for path in worker)
+
+
+def test_drift_schedule_follows_env(worker):
+    schedule = yaml.safe_load(worker["/etc/salt/minion.d/brine.conf"].text)["schedule"]["brine-highstate"]
+    assert schedule["function"] == "brine_drift.highstate"
+    assert schedule["minutes"] == 30
+    assert schedule["kwargs"] == {"test": False}
+    assert schedule["maxrunning"] == 1
+
+
+def test_masters_accept_exactly_the_inventory_keys_and_never_auto_accept(env, master):
+    pki = os.path.join(env.state, "clusters", "demo", "pki", "salt", "minions")
+    accepted = {path.rsplit("/", 1)[1]: f.text for path, f in master.items()
+                if path.startswith("/etc/salt/pki/master/minions/")}
+    assert accepted == {f"{n}.demo": read(os.path.join(pki, f"{n}.pub")) for n in NODES}
+    config = yaml.safe_load(master["/etc/salt/master.d/brine.conf"].text)
+    assert config["auto_accept"] is False and config["open_mode"] is False
+    assert config["interface"] == "10.77.0.11"
+    assert config["brine_cluster_master"] == "demo"
+    assert config["pillar_roots"] == {"base": ["/srv/brine/pillar"]}
+    assert config["ext_pillar"] == [{"brine": {}}]
+    reactors = {tag: sls for entry in config["reactor"] for tag, sls in entry.items()}
+    assert reactors == {"salt/auth": ["/srv/brine/product/reactors/minion_key.sls"],
+                        "salt/minion/*/start": ["/srv/brine/product/reactors/node_onboard.sls"],
+                        "brine/node/onboard": ["/srv/brine/product/reactors/node_onboard.sls"],
+                        "brine/certs/expiring": ["/srv/brine/product/reactors/certs_expiring.sls"]}
+    for sls in ("minion_key.sls", "node_onboard.sls", "certs_expiring.sls"):
+        assert os.path.isfile(os.path.join(REPO_ROOT, "reactors", sls))
+
+
+def test_payload_carries_this_cluster_only_with_secrets_0600(opts):
+    low = brine_render.low_chunks(opts, "master1.demo", ["day2.payload"])
+    managed = {c["name"]: c for c in low if c["state"] == "file" and c["fun"] == "managed"}
+    assert {p for p in managed if p.startswith("/srv/brine/pillar/")} == {
+        "/srv/brine/pillar/top.sls", "/srv/brine/pillar/clusters/demo/env.sls",
+        "/srv/brine/pillar/clusters/demo/inventory.sls"}
+    secrets = [c for p, c in managed.items() if p.startswith("/srv/brine/state/clusters/demo/")]
+    assert any(c["name"].endswith("pki/kubernetes/ca.key") for c in secrets)
+    assert all(c["mode"] == "0600" and c["show_changes"] is False for c in secrets)
+    assert not brine_render.low_chunks(opts, "worker1.demo", ["day2.payload"])[0]["name"].startswith("/srv")
+
+
+def test_payload_is_a_checkout_and_the_same_bytes_twice():
+    first = brine_day2.payload_bytes(REPO_ROOT, "v-test")
+    assert first == brine_day2.payload_bytes(REPO_ROOT, "v-test")
+    assert hashlib.sha256(first).hexdigest() != hashlib.sha256(brine_day2.payload_bytes(REPO_ROOT, "v-other")).hexdigest()
+    with tarfile.open(fileobj=io.BytesIO(first)) as archive:
+        names = set(archive.getnames())
+        assert {"VERSION", "pillar/top.sls", "salt/top.sls", "reactors/node_onboard.sls", "_pillar/brine.py",
+                "_runners/cluster.py", "_modules/brine_drift.py", "salt/cluster/node_add.sls"} <= names
+        assert archive.getmember("ext/_modules").issym()
+        assert not any("__pycache__" in n or n.startswith(("pillar/clusters", ".brine", "tests")) for n in names)
+
+
+def test_salt_fingerprint_matches_salts_own():
+    private, public = brine_pki._rsa_pair()
+    assert private.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    expected = salt.utils.crypt.pem_finger(key=b"".join(public.splitlines(True)[1:-1]), sum_type="sha256")
+    assert brine_pki.salt_finger(public.decode()) == expected
