@@ -19,6 +19,7 @@ CLI Example:
     salt '*.demo' brine_drift.history limit=5
 """
 
+import fcntl
 import json
 import os
 import time
@@ -26,6 +27,7 @@ import time
 __virtualname__ = "brine_drift"
 
 HISTORY = "/var/lib/brine/drift.jsonl"
+LOCK = "/var/lib/brine/drift.lock"
 KEEP = 500
 
 
@@ -58,11 +60,14 @@ def _summarise(ret, test):
     return drifted, failed, len(ret)
 
 
-def highstate(test=False):
+def highstate(test=False, min_gap=0):
     """
     Sync Brine's modules from the master, run this node's highstate and record
     what drifted (see the module's docstring). ``test=True`` reports drift without putting it back. Returns the
-    record; the job fails when a state failed.
+    record; the job fails when a state failed. ``min_gap`` (seconds; the
+    schedule passes 60): skipped when the last run ended that recently - a
+    minion of several masters starts a job once per master when asked to run
+    it now, and one run is enough.
 
     CLI Example:
 
@@ -72,6 +77,28 @@ def highstate(test=False):
     """
     test = bool(test) and str(test).lower() not in ("false", "0", "no")
     started = time.time()
+    os.makedirs(os.path.dirname(HISTORY), mode=0o700, exist_ok=True)
+    # One drift run at a time: a minion of several masters starts a scheduled job
+    # once per master connection when asked to run it now (schedule.run_job).
+    lock = open(LOCK, "w", encoding="utf-8")  # noqa: SIM115 - held until the run ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "test": test,
+                "skipped": "another drift run is in progress", "drifted": [], "failed": []}
+    try:
+        last = history(limit=1)
+        if last and float(min_gap) > 0 and not last[-1].get("skipped") \
+                and started - last[-1].get("ended", 0) < float(min_gap):
+            return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "test": test,
+                    "skipped": f"the last run ended less than {min_gap} s ago", "drifted": [], "failed": []}
+        return _highstate(test, started)
+    finally:
+        lock.close()
+
+
+def _highstate(test, started):
     # Brine's modules as the master has them now (a deploy may have brought new ones).
     __salt__["saltutil.sync_all"]()
     ret = __salt__["state.highstate"](test=test)
@@ -84,7 +111,7 @@ def highstate(test=False):
         _append(record)
         return record
     drifted, failed, count = _summarise(ret, test)
-    record = {"time": stamp, "test": test,
+    record = {"time": stamp, "test": test, "ended": round(time.time(), 1),
               "seconds": round(time.time() - started, 1), "states": count, "drifted": drifted, "failed": failed}
     _append(record)
     if failed:

@@ -32,10 +32,13 @@ import time
 import brine_cluster
 import brine_day2
 import brine_egress
+import brine_etcd
+import brine_manifest
 import brine_pillar
 import brine_pki
 import brine_preflight
 import brine_render
+import brine_report
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +98,6 @@ BUNDLE_NEEDS = {("network.plugin", "calico"): ("/calico/node", "/calico/cni", "/
 
 def _bundle_problems(loaded):
     """Settings the release line's bundle manifest cannot serve (e.g. Calico without its images)."""
-    import brine_manifest  # pylint: disable=import-outside-toplevel
-
     line = ".".join(str(loaded.env["kubernetes_version"]).lstrip("v").split(".")[:2])
     path = brine_manifest.manifest_path(__opts__["file_roots"]["base"][0], line)
     try:
@@ -1177,8 +1178,6 @@ def etcd_endpoints(cluster=None, leaving=None):
 
         salt-run cluster.etcd_endpoints demo
     """
-    import brine_etcd
-
     loaded = _load(cluster)
     if not loaded.valid:
         return ""
@@ -1377,8 +1376,6 @@ def report_write(cluster=None, job=None, plan=None):
 
         salt-run cluster.report_write demo job=.brine/clusters/demo/jobs/<id>
     """
-    import brine_report
-
     loaded = _load(cluster)
     if not job:
         return _done([f"no job: there is no cluster {cluster}"])
@@ -1422,8 +1419,6 @@ def report(cluster=None, job=None):
         salt-run cluster.report demo
         salt-run cluster.report demo 20261127T101500Z-deploy-demo-1a2b3c
     """
-    import brine_report
-
     loaded = _load(cluster)
     found = [j for j in brine_day2.jobs(loaded.state_dir)
              if os.path.isfile(os.path.join(loaded.state_dir, "jobs", j["id"], brine_report.REPORT))]

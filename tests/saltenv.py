@@ -106,9 +106,18 @@ class SaltEnv:
         return proc.returncode, steps, proc.stdout
 
 
+def _per_machine(step: dict) -> dict:
+    """An orchestrate step's changes, per machine when the step applied states
+    (salt.state and brine_cluster.applied nest them as ``{"out": "highstate", "ret": {machine: states}}``)."""
+    changes = step.get("changes") or {}
+    if isinstance(changes, dict) and changes.get("out") == "highstate" and isinstance(changes.get("ret"), dict):
+        return changes["ret"]
+    return changes
+
+
 def changes_of(step: dict) -> int:
     """How many states changed under an orchestrate step (nested salt.state results included)."""
-    changes = step.get("changes") or {}
+    changes = _per_machine(step)
     nested = [v for v in changes.values() if isinstance(v, dict)]
     counted = sum(1 for minion in nested for state in minion.values()
                   if isinstance(state, dict) and state.get("changes"))
@@ -117,7 +126,7 @@ def changes_of(step: dict) -> int:
 
 def changed_states(step: dict) -> list[str]:
     """``minion: state id`` of every state that changed under an orchestrate step."""
-    changes = step.get("changes") or {}
+    changes = _per_machine(step)
     found = []
     for minion, states in changes.items():
         if isinstance(states, dict):
@@ -133,7 +142,7 @@ def failures(steps: dict[str, dict]) -> dict[str, str]:
         if step.get("result") is True:
             continue
         lines = [step.get("comment", "")]
-        for minion, states in (step.get("changes") or {}).items():
+        for minion, states in _per_machine(step).items():
             if isinstance(states, dict):
                 lines += [f"{minion}: {key.split('_|-')[1] if '_|-' in key else key}: {state.get('comment', '')}"
                           for key, state in states.items() if isinstance(state, dict) and state.get("result") is False

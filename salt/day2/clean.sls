@@ -25,3 +25,9 @@ day2-agent-files-absent:
     - require:
       - service: day2-salt-master-dead
       - service: day2-salt-minion-dead
+
+day2-agent-units-forgotten:
+  cmd.run:
+    - name: systemctl daemon-reload && systemctl reset-failed salt-master salt-minion 2>/dev/null; true
+    - onchanges:
+      - file: day2-agent-files-absent

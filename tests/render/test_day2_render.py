@@ -77,7 +77,7 @@ def test_drift_schedule_follows_env(worker):
     schedule = yaml.safe_load(worker["/etc/salt/minion.d/brine.conf"].text)["schedule"]["brine-highstate"]
     assert schedule["function"] == "brine_drift.highstate"
     assert schedule["minutes"] == 30
-    assert schedule["kwargs"] == {"test": False}
+    assert schedule["kwargs"] == {"test": False, "min_gap": 60}
     assert schedule["maxrunning"] == 1
 
 

@@ -171,6 +171,20 @@ def _teardown(cluster: str) -> bool:
     return True
 
 
+#: Every node's systemd, containerd and kubelet take inotify instances from this machine's
+#: one per-user limit (root's; 128 by default): a few real clusters exhaust it and new
+#: nodes come up "degraded" (units fail with "Too many open files").
+HOST_INOTIFY_INSTANCES = 8192
+
+
+def _raise_host_inotify_limit(log: Log) -> None:
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    current = int(path.read_text())
+    if current < HOST_INOTIFY_INSTANCES:
+        path.write_text(str(HOST_INOTIFY_INSTANCES))
+        log(f"fs.inotify.max_user_instances on this machine: {current} -> {HOST_INOTIFY_INSTANCES} (testbed nodes share it)")
+
+
 def known_clusters() -> list[str]:
     """Clusters with anything left on this machine: state dirs, cgroups or network namespaces."""
     names = set()
@@ -243,6 +257,7 @@ class Testbed:
                 return
             if _teardown(self.cluster):
                 self.log(f"cluster {self.cluster}: removed leftovers of an earlier run")
+            _raise_host_inotify_limit(self.log)
             rootfs, self.rootfs_build_seconds = ensure_rootfs(self.log)
             if self.rootfs_build_seconds is None:
                 self.log(f"rootfs: cached {rootfs}")
