@@ -18,15 +18,14 @@ day2-master-key-managed:
     - dir_mode: "0700"
     - show_changes: False
 
-{#- Written once, never replaced: salt-master 3008 moves both keys to
-    <id>.pem/.pub behind symlinks at its first start and may write the public
-    key back in its own form (a second deploy saw it "changed"); the key, and
-    the fingerprint minions check, stay the same. #}
+{#- Written once, never replaced and its mode left alone: salt-master 3008
+    moves both keys to <id>.pem/.pub behind symlinks at its first start and
+    stores the public key with a mode of its own (a second deploy found it
+    "changed": mode); the key, and the fingerprint minions check, stay the same. #}
 day2-master-public-key-managed:
   file.managed:
     - name: {{ pki }}/master.pub
     - contents_pillar: brine_secrets:salt:master_pub
-    - mode: "0644"
     - makedirs: True
     - replace: False
 {%- for minion_id in pillar.get('brine_secrets', {}).get('salt', {}).get('minion_pubs', {}) | sort %}
