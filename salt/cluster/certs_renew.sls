@@ -37,6 +37,7 @@ certs-renew-secrets-current:
 certs-renew-etcd-{{ member.split('.')[0] }}:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ member | json }}
     - ssh: {{ ssh }}
     - sls: [etcd]
@@ -49,6 +50,7 @@ certs-renew-etcd-{{ member.split('.')[0] }}:
 certs-renew-kubernetes-{{ master.split('.')[0] }}:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ master | json }}
     - ssh: {{ ssh }}
     - sls: [kubernetes.configured, kubernetes.certs]

@@ -43,6 +43,7 @@ node-add-preflight-passed:
 node-add-os-ready:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [os_base]
     - require:
@@ -51,6 +52,7 @@ node-add-os-ready:
 node-add-runtime-ready:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [runtime]
     - require:
@@ -59,6 +61,7 @@ node-add-runtime-ready:
 node-add-artifacts-prefetched:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [prefetch]
     - require:
@@ -67,6 +70,7 @@ node-add-artifacts-prefetched:
 node-add-kubernetes-installed:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [kubernetes.installed, kubernetes.lb]
     - require:
@@ -75,6 +79,7 @@ node-add-kubernetes-installed:
 node-add-token-valid:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ acting | json }}
     - sls: [kubernetes.token]
     - require:
@@ -83,6 +88,7 @@ node-add-token-valid:
 node-add-joined:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [kubernetes]
     - require:
@@ -91,6 +97,7 @@ node-add-joined:
 node-add-network-ready:
   salt.state:
     - queue: True
+    - timeout: 900
 {%- if salt['saltutil.runner']('cluster.setting', cluster=cluster, key='network.plugin') == 'host-gw' %}
     - tgt: {{ nodes | json }}
     - tgt_type: list
@@ -104,6 +111,7 @@ node-add-network-ready:
 node-add-nodes-ready:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ acting | json }}
     - sls: [kubernetes.ready]
     - require:

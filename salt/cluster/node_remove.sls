@@ -45,6 +45,7 @@ node-remove-node-known:
 {#- Brine's modules on every minion as this master has them. #}
 node-remove-modules-synced:
   salt.function:
+    - timeout: 900
     - name: saltutil.sync_all
     - tgt: {{ nodes | json }}
     - tgt_type: list
@@ -55,6 +56,7 @@ node-remove-modules-synced:
 
 node-remove-etcd-quorum-kept:
   salt.function:
+    - timeout: 900
     - name: brine_etcd.removable
     - tgt: {{ acting | json }}
     - arg: {{ ([node] + etcd_client) | json }}
@@ -65,6 +67,7 @@ node-remove-etcd-quorum-kept:
 
 node-remove-drained:
   salt.function:
+    - timeout: 900
     - name: cmd.run
     - tgt: {{ acting | json }}
     - arg:
@@ -82,6 +85,7 @@ node-remove-drained:
 node-remove-kubernetes-left:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [kubernetes.clean]
     - require:
@@ -91,6 +95,7 @@ node-remove-kubernetes-left:
 
 node-remove-etcd-member-removed:
   salt.function:
+    - timeout: 900
     - name: brine_etcd.member_remove
     - tgt: {{ acting | json }}
     - arg: {{ ([node] + etcd_client) | json }}
@@ -100,6 +105,7 @@ node-remove-etcd-member-removed:
 node-remove-etcd-stopped:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [etcd.clean]
     - require:
@@ -109,6 +115,7 @@ node-remove-etcd-stopped:
 
 node-remove-deleted-from-api:
   salt.function:
+    - timeout: 900
     - name: cmd.run
     - tgt: {{ acting | json }}
     - arg:
@@ -121,6 +128,7 @@ node-remove-deleted-from-api:
 node-remove-lb-upstreams-updated:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ remaining | json }}
     - tgt_type: list
     - sls: [kubernetes.lb]
@@ -134,6 +142,7 @@ node-remove-lb-upstreams-updated:
 node-remove-agent-stopped:
   salt.state:
     - queue: True
+    - timeout: 900
     - tgt: {{ target | json }}
     - sls: [day2.clean]
     - require:
@@ -141,6 +150,7 @@ node-remove-agent-stopped:
 
 node-remove-key-deleted:
   salt.function:
+    - timeout: 900
     - name: cmd.run
     - tgt: {{ remaining_masters | json }}
     - tgt_type: list
