@@ -268,7 +268,7 @@ def nodes_ready(name, nodes, wait_seconds=600, static_pods=()):
     """
     Every node in ``nodes`` is registered and Ready (read with admin.conf on a
     master), and every pod named in ``static_pods`` (kube-system mirror pods,
-    e.g. ``brine-api-lb-worker1``) is Running. A gate: changes nothing; fails
+    e.g. ``brine-api-lb-worker1``) is Running with every container ready. A gate: changes nothing; fails
     naming each node or pod not ready and why.
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
@@ -303,9 +303,14 @@ def _pods_not_running(names, namespace="kube-system"):
     code, output = _kubectl("-n", namespace, "get", "pods", "-o", "json")
     if code != 0:
         return [f"kubectl get pods: {_tail(output, 3)}"]
-    phases = {item["metadata"]["name"]: item["status"].get("phase") for item in json.loads(output)["items"]}
-    return [f"pod {namespace}/{pod}: {phases.get(pod) or 'not registered'}, not Running"
-            for pod in names if phases.get(pod) != "Running"]
+    found = {}
+    for item in json.loads(output)["items"]:
+        status = item["status"]
+        ready = bool(status.get("containerStatuses")) and all(c.get("ready") for c in status["containerStatuses"])
+        found[item["metadata"]["name"]] = "Running and ready" if status.get("phase") == "Running" and ready else \
+            f"{status.get('phase', 'no phase')}{'' if ready else ', not ready'}"
+    return [f"pod {namespace}/{pod}: {found.get(pod, 'not registered')}, not Running and ready"
+            for pod in names if found.get(pod) != "Running and ready"]
 
 
 def record_applied(name, data, bundle_url=None, namespace="kube-system"):
