@@ -249,22 +249,9 @@ def _state_files(state):
 
 
 def _brine_version():
-    """
-    ``git describe`` of this checkout (what the cluster record says deployed it);
-    on a cluster's own masters, which hold no git checkout, the VERSION file the
-    day-2 agent's payload carries.
-    """
+    """Which Brine deployed this (brine_cluster.brine_version), read once per process."""
     if "brine_version" not in _CACHE:
-        import subprocess  # pylint: disable=import-outside-toplevel
-
-        version_file = os.path.join(brine_cluster.repo_root(__opts__), "VERSION")
-        if os.path.isfile(version_file):
-            _CACHE["brine_version"] = _read(version_file).strip()
-            return _CACHE["brine_version"]
-
-        proc = subprocess.run(["git", "-C", brine_cluster.repo_root(__opts__), "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, check=False)
-        _CACHE["brine_version"] = proc.stdout.strip() if proc.returncode == 0 else "unknown"
+        _CACHE["brine_version"] = brine_cluster.brine_version(__opts__)
     return _CACHE["brine_version"]
 
 

@@ -856,22 +856,11 @@ def agent_payload(cluster=None):
     if os.path.abspath(fileserver) not in [os.path.abspath(root) for root in roots]:
         return _fail([f"file_roots: {fileserver} is not a file root of this salt-run; "
                       "run `make salt-config` (it writes etc/salt/master.d/paths.conf)"])
-    version = _brine_version()
+    version = brine_cluster.brine_version(__opts__)
     path, digest, changed = brine_day2.write_payload(brine_cluster.repo_root(__opts__), fileserver, version)
     line = f"day-2 agent payload: Brine {version}, sha256 {digest[:16]}... ({path})"
     return _report([line + (" - written" if changed else " - unchanged")], ok=True,
                    changes={"payload": digest} if changed else {})
-
-
-def _brine_version():
-    root = brine_cluster.repo_root(__opts__)
-    version_file = os.path.join(root, "VERSION")
-    if os.path.isfile(version_file):
-        with open(version_file, encoding="utf-8") as handle:
-            return handle.read().strip()
-    proc = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True, text=True,
-                          check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
 def _onboarding_log(loaded, decision, minion_id, finger, why):
@@ -1401,7 +1390,7 @@ def report_write(cluster=None, job=None, plan=None):
              "network": str((env.get("network") or {}).get("plugin", "?")),
              "kube-proxy": str((env.get("kube_proxy") or {}).get("mode", "?")),
              "nodes": ", ".join(f"{n['name']} ({','.join(n['roles'])})" for n in loaded.nodes) if loaded.valid else "",
-             "Brine": _brine_version()}
+             "Brine": brine_cluster.brine_version(__opts__)}
     report_path, _ = brine_report.write(job, record, plan, facts, _secret_values(loaded))
     table = brine_report.summary_table(brine_report.summary(steps, plan))
     return _report([*table.splitlines(), f"job {record['id']}: {record['state']}; report {report_path}"], ok=True)

@@ -214,9 +214,9 @@ def applied(name, tgt, sls, tgt_type="glob", ssh=False, pillar=None, job=None, s
         result = (None if __opts__.get("test") and changed else True) if ok else False
         summary = "\n".join(lines) if lines else f"{changed} of {len(m_ret)} states changed"
         if job and step:
-            brine_report.record_step(job, {"step": step, "node": node, "start": started, "end": time.time(),
-                                           "result": result, "changed": changed, "comment": summary})
-        _progress(step or name, node, result, changed, time.time() - started)
+            _record(job, step, node, started, result, changed, summary)
+        else:
+            _progress(name, node, result, changed, time.time() - started)
     if not cmd_ret:
         failed.append(str(tgt))
         detail.append(f"{tgt}: no machine answered")
@@ -251,14 +251,9 @@ def report_written(name, cluster, job, plan=None):
         The steps the orchestrate meant to run, in order (those that did not run
         are shown as such).
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    out = __salt__["saltutil.runner"]("cluster.report_write", cluster=cluster, job=job, plan=plan or [],
-                                      full_return=True)
-    report = out.get("return") if isinstance(out, dict) else None
-    if isinstance(report, dict) and "lines" in report:
-        print("\n".join(report["lines"]), file=sys.stderr, flush=True)
-        ret["comment"] = report["lines"][-1]
-        ret["result"] = report.get("retcode", 1) == 0
-    else:
-        ret.update(result=False, comment=f"cluster.report_write did not report: {report!r}")
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    _run_inner(ret, "report_write", cluster, job=job, plan=plan or [])
+    if ret["result"]:
+        print(ret["comment"], file=sys.stderr, flush=True)
+        ret["comment"] = ret["comment"].splitlines()[-1]
     return ret

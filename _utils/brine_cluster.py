@@ -113,6 +113,23 @@ def repo_root(opts: dict[str, Any]) -> str:
     return os.path.abspath(opts.get("brine_repo_root") or os.getcwd())
 
 
+def brine_version(opts: dict[str, Any]) -> str:
+    """
+    Which Brine runs here: ``git describe`` of the checkout, or on a cluster's own
+    masters (no git checkout) the VERSION file of the day-2 agent's payload.
+    """
+    root = repo_root(opts)
+    version_file = os.path.join(root, "VERSION")
+    if os.path.isfile(version_file):
+        with open(version_file, encoding="utf-8") as handle:
+            return handle.read().strip()
+    import subprocess  # pylint: disable=import-outside-toplevel
+
+    proc = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
 def pillar_root(opts: dict[str, Any]) -> str:
     return os.path.join(repo_root(opts), opts["pillar_roots"]["base"][0])
 
