@@ -42,7 +42,7 @@ K8S_PARTS_1.36 := K8S_VERSIONS=v1.36.3 tests/k8s/build.sh k8s crictl cni coredns
 K8S_PARTS_1.20 := tests/k8s/build.sh debian crictl cni
 
 .PHONY: setup debian-packages venv salt-config test test-fast docs lint demo deploy mirror bundle \
-	testbed-up testbed-down testbed-status bench clean k8s-artifacts k8s-release k8s-background
+	testbed-up testbed-down testbed-status bench clean test-upgrade k8s-artifacts k8s-release k8s-background
 
 ## setup: Debian packages, the pinned venv, Salt's config for this checkout
 setup: debian-packages venv salt-config
@@ -83,9 +83,14 @@ salt-config:
 		&& rm etc/salt/master.d/paths.conf.new \
 		|| mv etc/salt/master.d/paths.conf.new etc/salt/master.d/paths.conf
 
-## test: every lane - unit, render, the testbed integration and end-to-end lanes
+## test: every lane - unit, render, the testbed integration and end-to-end lanes - but
+## the upgrade lane (make test-upgrade: two release lines built, ~25 min more)
 test: setup lint k8s-background
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not upgrade" $(PYTEST_ARGS)
+
+## test-upgrade: cluster.upgrade v1.36.3 -> v1.37.2 on a 3+2 testbed cluster, a Service probed throughout
+test-upgrade: setup
+	$(PY) -m pytest -m upgrade $(PYTEST_ARGS)
 
 # What the real lanes (tests/e2e, run last) need built, started in the background at nice
 # 19 so it overlaps the lanes before them, which mostly wait on SSH; the lanes' own

@@ -27,6 +27,8 @@ import time
 __virtualname__ = "brine_drift"
 
 HISTORY = "/var/lib/brine/drift.jsonl"
+#: While it exists, scheduled runs are skipped (salt://day2/paused.sls: cluster.upgrade).
+PAUSED = "/var/lib/brine/drift.paused"
 LOCK = "/var/lib/brine/drift.lock"
 KEEP = 500
 
@@ -88,6 +90,13 @@ def highstate(test=False, min_gap=0):
         return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "test": test,
                 "skipped": "another drift run is in progress", "drifted": [], "failed": []}
     try:
+        if os.path.exists(PAUSED):
+            with open(PAUSED, encoding="utf-8") as handle:
+                why = _short(handle.read(), 200) or "paused"
+            record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "test": test,
+                      "skipped": f"drift correction paused: {why}", "drifted": [], "failed": []}
+            _append(record)
+            return record
         last = history(limit=1)
         if last and float(min_gap) > 0 and not last[-1].get("skipped") \
                 and started - last[-1].get("ended", 0) < float(min_gap):

@@ -265,6 +265,7 @@ def _kubeadm(full, node, kubernetes):
                                        kubernetes["ca_cert_hash"]),
         "patches": brine_kubeadm.patches(full["env"], inventory_node),
         "command": brine_kubeadm.command(full["env"], inventory_node, full["inventory"], config_file),
+        "upgrade_ignored_checks": brine_kubeadm.upgrade_ignored_checks(full["env"], inventory_node),
         "config_file": config_file,
         "standalone_kubelet_arguments": brine_kubeadm.standalone_kubelet_arguments(full["env"]),
         "standalone_kubelet_config": yaml.safe_dump(brine_kubeadm.standalone_kubelet_configuration(full["env"]),

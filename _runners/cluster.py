@@ -17,6 +17,8 @@ CLI Example:
     salt-run cluster.etcd_snapshot_stage demo
     salt-run cluster.drift demo
     salt-run cluster.jobs demo
+    salt-run cluster.versions demo
+    salt-run cluster.upgrade_plan demo
 """
 
 import base64
@@ -39,6 +41,7 @@ import brine_pki
 import brine_preflight
 import brine_render
 import brine_report
+import brine_versions
 
 log = logging.getLogger(__name__)
 
@@ -1134,6 +1137,134 @@ def _masters_answering(loaded, leaving=None):
     me = str(__opts__.get("interface"))
     acting = brine_day2.acting_master([str(n["address"]) for n in masters], me, int(__opts__.get("ret_port", 4506)))
     return next((n for n in masters if str(n["address"]) == acting), None)
+
+
+KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
+
+
+def _running_versions(loaded):
+    """
+    ``(control_plane, kubelets, problem)`` of the running cluster, read with
+    kubectl on the first master that answers: each master's kube-apiserver
+    version (its image's tag) and every registered node's kubelet version.
+    ``({}, {}, None)`` when no master holds admin.conf yet (not deployed).
+    """
+    command = (f"[ -f /etc/kubernetes/admin.conf ] || {{ echo NOT-INITIALISED; exit 0; }}; "
+               f"{KUBECTL} get nodes -o json && echo ---- && "
+               f"{KUBECTL} -n kube-system get pods -l component=kube-apiserver -o json")
+    said = []
+    for node in (n for n in loaded.nodes if "master" in n["roles"]):
+        if _own_master(loaded.name):
+            reply = _local_client().cmd(loaded.minion_id(node["name"]), "cmd.run_all", [command],
+                                        kwarg={"python_shell": True}, timeout=60)
+            reply = reply.get(loaded.minion_id(node["name"])) or {}
+            code, out, err = reply.get("retcode", 1), reply.get("stdout", ""), reply.get("stderr", "no answer")
+        else:
+            try:
+                proc = _on(loaded, node, command, timeout=60)
+            except subprocess.TimeoutExpired:
+                said.append(f"{node['name']}: no answer in 60 s")
+                continue
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        if code != 0:
+            said.append(f"{node['name']}: {(err or out).strip().splitlines()[-1:] or ['exit ' + str(code)]}")
+            continue
+        if out.strip() == "NOT-INITIALISED":
+            continue
+        nodes_json, pods_json = out.split("\n----\n", 1)
+        kubelets = {item["metadata"]["name"]: item["status"]["nodeInfo"]["kubeletVersion"]
+                    for item in json.loads(nodes_json)["items"]}
+        control_plane = {}
+        for pod in json.loads(pods_json)["items"]:
+            image = pod["spec"]["containers"][0]["image"]
+            control_plane[pod["spec"].get("nodeName", "?")] = image.rsplit(":", 1)[-1].split("@")[0]
+        return control_plane, kubelets, None
+    if said:
+        return {}, {}, "no master could be asked: " + "; ".join(said)
+    return {}, {}, None
+
+
+def versions(cluster=None):
+    """
+    The Kubernetes versions the cluster runs: each master's API server and
+    every node's kubelet, beside the pillar's ``env.kubernetes_version``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.versions demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    control_plane, kubelets, problem = _running_versions(loaded)
+    if problem:
+        return _fail([f"cluster {cluster}: {problem}"])
+    if not control_plane:
+        return _done([f"cluster {cluster}: not running yet (no master holds admin.conf); "
+                      f"the pillar says {loaded.env['kubernetes_version']}"])
+    return _done([f"pillar: {loaded.env['kubernetes_version']}",
+                  *(f"{name}: API server {control_plane.get(name, '-')}, kubelet {kubelets.get(name, 'not registered')}"
+                    for name in sorted(set(control_plane) | set(kubelets)))])
+
+
+def upgrade_plan(cluster=None):
+    """
+    What ``cluster.upgrade`` will do, and whether it may: the versions running
+    against the pillar's ``env.kubernetes_version``. Refuses (non-zero, nothing
+    changed) a skip of more than one minor, a downgrade, or a cluster not yet
+    deployed. The first step of ``cluster.upgrade`` after validate and reach.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.upgrade_plan demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    control_plane, kubelets, problem = _running_versions(loaded)
+    if problem:
+        return _fail([f"cluster {cluster}: {problem}"])
+    problems, lines, _ = brine_versions.upgrade_plan(loaded.env["kubernetes_version"], control_plane, kubelets)
+    if problems:
+        return _fail([*problems, f"cluster {cluster}: not upgraded; nothing was changed"])
+    return _done(lines)
+
+
+def version_unchanged(cluster=None):
+    """
+    ``cluster.deploy``'s guard: a running cluster whose versions differ from
+    the pillar's ``env.kubernetes_version`` is not deployed over (that would
+    replace kubelet under a control plane of another version); the way there
+    is ``cluster.upgrade``. Passes on a cluster not yet running.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.version_unchanged demo
+    """
+    loaded = _load(cluster)
+    if not loaded.valid:
+        return validate(cluster)
+    control_plane, kubelets, problem = _running_versions(loaded)
+    if problem:
+        # An API that does not answer (a deploy that failed before it came up):
+        # the deploy's own steps bring it up; nothing here to compare.
+        return _done([f"cluster {cluster}: versions not read ({problem}); not compared"])
+    target = "v" + str(loaded.env["kubernetes_version"]).lstrip("v")
+    if not control_plane:
+        return _done([f"cluster {cluster}: no control plane running yet; it will run {target}"])
+    other = sorted(f"{name} {what} {version}" for what, found in (("API server", control_plane), ("kubelet", kubelets))
+                   for name, version in found.items() if version != target)
+    if other:
+        return _fail([f"cluster {cluster} runs other versions than env.kubernetes_version {target}: {', '.join(other)}",
+                      f"move it with: salt-run state.orchestrate cluster.upgrade pillar='{{\"cluster\": \"{cluster}\"}}' "
+                      f"(or set env.kubernetes_version back to what it runs); nothing was changed"])
+    return _done([f"cluster {cluster}: every API server and kubelet runs {target}"])
 
 
 def acting_master(cluster=None, leaving=None):

@@ -23,7 +23,7 @@ import brine_report
 
 __virtualname__ = "brine_cluster"
 
-CHECKS = ("validate", "reach", "egress", "preflight")
+CHECKS = ("validate", "reach", "egress", "preflight", "upgrade_plan", "version_unchanged")
 
 
 def __virtual__():
@@ -37,7 +37,7 @@ def check_passed(name, check, cluster, nodes=None, job=None, step=None):
     name
         The state's id.
     check
-        One of: validate, reach, egress, preflight.
+        One of: validate, reach, egress, preflight, upgrade_plan, version_unchanged.
     cluster
         The cluster's name (its folder under pillar/clusters/).
     nodes

@@ -13,6 +13,9 @@ A node's membership of its Kubernetes cluster, through kubeadm.
 - ``brine_kubeadm.api_ready``: the API answers ``/readyz`` through this node's
   load balancer.
 - ``brine_kubeadm.nodes_ready``: every named node is registered and Ready.
+- ``brine_kubeadm.upgraded``, ``drained``, ``upgrade_finished``: a node's part
+  of ``cluster.upgrade`` - kubeadm's upgrade on the node, the node drained
+  before its kubelet is replaced, then Ready on the new kubelet and uncordoned.
 
 The bootstrap token never appears in a comment or log: command output is shown
 with it replaced.
@@ -490,4 +493,196 @@ def certs_renewed(name, address, api_port=6443, days=30, force=False, wait_secon
     ret.update(result=ok, changes={"renewed": sorted(left), "restarted": sorted(set(stopped))},
                comment=f"renewed (soonest now {renewed_to:.0f} days); control plane restarted; "
                        f"API server at {address}:{api_port}: {said}")
+    return ret
+
+
+MANIFESTS_DIR = "/etc/kubernetes/manifests"
+#: Marks a node Brine cordoned for an upgrade: only such a node is uncordoned after
+#: it (a node someone cordoned by hand stays cordoned).
+CORDONED_FOR_UPGRADE = "brine.io/cordoned-for-upgrade"
+
+
+def _v(version):
+    return "v" + str(version).strip().lstrip("v")
+
+
+def _control_plane_versions():
+    """{component: image tag} of this master's control-plane static pods ({} when there are none)."""
+    found = {}
+    for component in CONTROL_PLANE:
+        path = os.path.join(MANIFESTS_DIR, f"{component}.yaml")
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip().startswith("image:"):
+                    found[component] = line.split("image:", 1)[1].strip().strip("'\"").rsplit(":", 1)[-1]
+                    break
+    return found
+
+
+def _kubelet_version():
+    code, output = _run(["kubelet", "--version"], timeout=30)
+    return output.split()[-1] if code == 0 and output.strip() else ""
+
+
+def upgraded(name, version, first_master=False, control_plane=False, patches_dir=None, ignored_checks=()):
+    """
+    kubeadm's upgrade to ``version`` done on this node, before its kubelet is
+    replaced: on the first master ``kubeadm upgrade apply <version>`` (the
+    cluster's configuration, this master's control plane, kube-proxy and
+    CoreDNS once every master is upgraded), on the other masters ``kubeadm
+    upgrade node`` (their control plane, and the addons on the last one), on
+    workers ``kubeadm upgrade node`` (kubelet's configuration). Brine's patches
+    (``patches_dir``) apply again; ``ignored_checks`` are kubeadm preflight
+    checks skipped (``--ignore-preflight-errors``). Nothing runs on a master whose control plane
+    runs ``version``, or on a worker whose kubelet does. ``name`` is the node.
+
+    .. code-block:: yaml
+
+        kubernetes-upgraded:
+          brine_kubeadm.upgraded:
+            - name: master1
+            - version: v1.37.2
+            - first_master: True
+            - control_plane: True
+            - patches_dir: /etc/kubernetes/brine/patches
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    version = _v(version)
+    if control_plane:
+        found = _control_plane_versions()
+        if not found:
+            ret["comment"] = f"{name}: no control-plane manifest in {MANIFESTS_DIR}: not a master of a running cluster"
+            return ret
+        if all(tag == version for tag in found.values()) and len(found) == len(CONTROL_PLANE):
+            ret.update(result=True, comment=f"{name}: the control plane runs {version}")
+            return ret
+        argv = ["kubeadm", "upgrade", "apply", version, "--yes"] if first_master else ["kubeadm", "upgrade", "node"]
+        was = ", ".join(f"{component} {tag}" for component, tag in sorted(found.items()))
+    else:
+        was = _kubelet_version()
+        if was == version:
+            ret.update(result=True, comment=f"{name}: kubelet runs {version}")
+            return ret
+        argv = ["kubeadm", "upgrade", "node"]
+    if patches_dir and os.path.isdir(patches_dir) and os.listdir(patches_dir):
+        argv.append(f"--patches={patches_dir}")
+    if ignored_checks:
+        argv.append("--ignore-preflight-errors=" + ",".join(ignored_checks))
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name}: would run {' '.join(argv)}", changes={"kubeadm": " ".join(argv)})
+        return ret
+    code, output = _run(argv, timeout=1800)
+    if code != 0:
+        ret["comment"] = f"{name}: {' '.join(argv)} failed (exit {code}):\n{_summary(output)}"
+        return ret
+    if control_plane:
+        now = _control_plane_versions()
+        behind = sorted(component for component, tag in now.items() if tag != version)
+        if behind:
+            ret["comment"] = f"{name}: {' '.join(argv)} ended but {', '.join(behind)} do not run {version}"
+            return ret
+    ret.update(result=True, changes={"kubeadm": " ".join(argv), "was": was},
+               comment=f"{name}: {' '.join(argv[:3])} to {version} done")
+    return ret
+
+
+def _node(name):
+    code, output = _kubectl("get", "node", name, "-o", "json")
+    if code != 0:
+        return None, _tail(output, 3)
+    return json.loads(output), ""
+
+
+def drained(name, version, timeout=300):
+    """
+    Node ``name`` cordoned and drained (DaemonSet pods stay; PodDisruptionBudgets
+    are obeyed, up to ``timeout`` seconds) before its kubelet is replaced by
+    ``version`` - unless its kubelet runs ``version`` already and Brine has
+    not cordoned it. Run on a master (admin.conf). A node Brine cordons is
+    marked (annotation ``brine.io/cordoned-for-upgrade``), so
+    ``upgrade_finished`` uncordons it and only it.
+
+    .. code-block:: yaml
+
+        worker1-drained:
+          brine_kubeadm.drained:
+            - name: worker1
+            - version: v1.37.2
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    version = _v(version)
+    node, problem = _node(name)
+    if node is None:
+        ret["comment"] = f"{name}: cannot read the node: {problem}"
+        return ret
+    kubelet = node["status"]["nodeInfo"]["kubeletVersion"]
+    marked = CORDONED_FOR_UPGRADE in (node["metadata"].get("annotations") or {})
+    cordoned_by_hand = bool(node["spec"].get("unschedulable")) and not marked
+    if kubelet == version and not marked:
+        ret.update(result=True, comment=f"{name}: kubelet runs {version}; not drained")
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name}: would be cordoned and drained", changes={"drained": name})
+        return ret
+    if not cordoned_by_hand and not marked:
+        code, output = _kubectl("annotate", "node", name, "--overwrite", f"{CORDONED_FOR_UPGRADE}={version}")
+        if code != 0:
+            ret["comment"] = f"{name}: cannot mark the node: {_tail(output, 3)}"
+            return ret
+    code, output = _kubectl("drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+                            f"--timeout={int(timeout)}s", timeout=int(timeout) + 60)
+    if code != 0:
+        ret["comment"] = f"{name}: kubectl drain failed (it stays cordoned; a re-run drains again):\n{_tail(output, 8)}"
+        return ret
+    evicted = [line for line in output.splitlines() if "evicted" in line]
+    ret.update(result=True, changes={"cordoned": name, "evicted": len(evicted)},
+               comment=f"{name}: cordoned and drained ({len(evicted)} pods evicted)"
+                       + ("; it was cordoned by hand and stays so after the upgrade" if cordoned_by_hand else ""))
+    return ret
+
+
+def upgrade_finished(name, version, wait_seconds=600):
+    """
+    Node ``name`` registered, Ready, its kubelet reporting ``version``; then, if
+    Brine cordoned it for the upgrade, uncordoned. A gate (fails naming what is
+    missing after ``wait_seconds``); run on a master.
+
+    .. code-block:: yaml
+
+        worker1-upgrade-finished:
+          brine_kubeadm.upgrade_finished:
+            - name: worker1
+            - version: v1.37.2
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    version = _v(version)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        node, problem = _node(name)
+        if node is not None:
+            kubelet = node["status"]["nodeInfo"]["kubeletVersion"]
+            ready = next((c for c in node["status"].get("conditions", []) if c["type"] == "Ready"), {})
+            problem = "" if kubelet == version and ready.get("status") == "True" else \
+                f"kubelet {kubelet}, Ready {ready.get('status', 'unknown')} ({ready.get('message', '')})"
+            if not problem:
+                break
+        if time.monotonic() > deadline:
+            ret["comment"] = f"{name}: after {wait_seconds} s not Ready on {version}: {problem}"
+            return ret
+        time.sleep(3)
+    if CORDONED_FOR_UPGRADE not in (node["metadata"].get("annotations") or {}):
+        ret.update(result=True, comment=f"{name}: Ready on kubelet {version}")
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name}: would be uncordoned", changes={"uncordoned": name})
+        return ret
+    code, output = _kubectl("uncordon", name)
+    if code == 0:
+        code, output = _kubectl("annotate", "node", name, f"{CORDONED_FOR_UPGRADE}-")
+    if code != 0:
+        ret["comment"] = f"{name}: Ready on {version} but not uncordoned: {_tail(output, 3)}"
+        return ret
+    ret.update(result=True, changes={"uncordoned": name}, comment=f"{name}: Ready on kubelet {version}, uncordoned")
     return ret

@@ -262,6 +262,21 @@ def patches(env: dict[str, Any], node: dict[str, Any]) -> dict[str, str]:
     return files
 
 
+def upgrade_ignored_checks(env: dict[str, Any], node: dict[str, Any]) -> list[str]:
+    """
+    The preflight checks ``kubeadm upgrade apply``/``node`` may skip on this node
+    (``--ignore-preflight-errors``), for the same reasons as at init and join:
+    SystemVerification refuses a cgroup v1 host from 1.35; ImagePull looks for the
+    CoreDNS image on masters of a cluster deployed without CoreDNS.
+    """
+    ignored = []
+    if minor(env["kubernetes_version"]) >= 35:
+        ignored.append("SystemVerification")
+    if "master" in node["roles"] and not env.get("coredns", True):
+        ignored.append("ImagePull")
+    return ignored
+
+
 def command(env: dict[str, Any], node: dict[str, Any], inventory: dict[str, Any], config_path: str) -> list[str]:
     """The kubeadm command line that brings this node in (init on the first master, join on the rest)."""
     first = masters(inventory)[0]

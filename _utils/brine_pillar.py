@@ -226,6 +226,19 @@ class Day2(_Strict):
     )
 
 
+class Upgrade(_Strict):
+    worker_batch: int = Field(
+        1, ge=1, le=1000,
+        description="cluster.upgrade drains and upgrades this many workers at a time (default 1; the masters "
+        "always go one at a time)",
+    )
+    drain_seconds: int = Field(
+        300, ge=30, le=86400,
+        description="how long cluster.upgrade waits for a node's pods to leave (PodDisruptionBudgets obeyed) "
+        "before it fails that node (default 300)",
+    )
+
+
 class Env(_Strict):
     name: Label = Field(description=f"the cluster's name, equal to its folder under pillar/clusters/: {LABEL_ACCEPTED}")
     kubernetes_version: str = Field(
@@ -252,6 +265,8 @@ class Env(_Strict):
         "/etc/resolv.conf, as kubeadm does; []: none, CoreDNS answers cluster names only (a site without DNS)",
     )
     day2: Day2 = Field(default_factory=Day2, description="the day-2 agent: onboarding, drift correction, removal")
+    upgrade: Upgrade = Field(default_factory=Upgrade, description="how cluster.upgrade moves the cluster to a new "
+                             "env.kubernetes_version")
 
     _name_is_label = field_validator("name")(_check_label)
 

@@ -126,15 +126,16 @@ def _render_states(master_opts: dict[str, Any], minion_id: str, mods: list[str] 
 
 
 def low_chunks(master_opts: dict[str, Any], minion_id: str, mods: list[str],
-               grains: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+               grains: dict[str, Any] | None = None, pillar: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """
     Every state (not only files) the SLS ``mods`` compile to on ``minion_id``,
     as Salt's low chunks (``state``, ``fun``, ``name``, ``__id__`` and the
-    state's arguments). Raises RuntimeError naming the SLS when they do not compile.
+    state's arguments); ``pillar`` is merged over the machine's own, as an
+    orchestrate passes it. Raises RuntimeError naming the SLS when they do not compile.
     """
     with _own_loader_namespace():
         minion = _minion(master_opts, minion_id, grains or {})
-        low = minion.functions["state.show_low_sls"](mods)
+        low = minion.functions["state.show_low_sls"](mods, **({"pillar": pillar} if pillar else {}))
     if isinstance(low, list) and low and isinstance(low[0], str):
         raise RuntimeError(f"{minion_id}: {', '.join(mods)} do not compile: " + "; ".join(low))
     return low

@@ -41,3 +41,9 @@ def real_bundle():
 def real_bundle_120():
     """The 1.20 bundle with real Kubernetes v1.20.2 from Debian's source (`make bundle RELEASE=1.20`)."""
     return _make_bundle("1.20")
+
+
+@pytest.fixture(scope="session")
+def real_bundle_136():
+    """The 1.36 bundle with real Kubernetes v1.36.3 (`make bundle RELEASE=1.36`): the line an upgrade starts from."""
+    return _make_bundle("1.36")

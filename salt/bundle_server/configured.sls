@@ -85,5 +85,6 @@ file-server-config-managed:
         port: {{ bundle_server.file_server_port }}
         path: {{ bundle_server.file_server_path }}
         root: {{ bundle_server.current }}
+        lines: {{ bundle_server.bundles_dir }}/lines
     - require:
       - cmd: bundle-server-packages-installed

@@ -31,7 +31,8 @@ certs-renew-secrets-current:
     - cluster: {{ cluster | json }}
     - require:
       - brine_cluster: certs-renew-pillar-valid
-{%- set previous = 'brine_cluster: certs-renew-secrets-current' %}
+{#- namespace(): a plain set inside a for loop does not outlive its iteration. #}
+{%- set ns = namespace(previous='brine_cluster: certs-renew-secrets-current') %}
 {%- for member in etcd_members %}
 
 certs-renew-etcd-{{ member.split('.')[0] }}:
@@ -42,8 +43,8 @@ certs-renew-etcd-{{ member.split('.')[0] }}:
     - ssh: {{ ssh }}
     - sls: [etcd]
     - require:
-      - {{ previous }}
-{%- set previous = 'salt: certs-renew-etcd-' ~ member.split('.')[0] %}
+      - {{ ns.previous }}
+{%- set ns.previous = 'salt: certs-renew-etcd-' ~ member.split('.')[0] %}
 {%- endfor %}
 {%- for master in masters %}
 
@@ -57,6 +58,6 @@ certs-renew-kubernetes-{{ master.split('.')[0] }}:
     - pillar:
         brine_certs: {{ asked | json }}
     - require:
-      - {{ previous }}
-{%- set previous = 'salt: certs-renew-kubernetes-' ~ master.split('.')[0] %}
+      - {{ ns.previous }}
+{%- set ns.previous = 'salt: certs-renew-kubernetes-' ~ master.split('.')[0] %}
 {%- endfor %}

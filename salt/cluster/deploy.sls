@@ -86,6 +86,17 @@ cluster-preflight-passed:
     - cluster: {{ cluster | json }}
     - require:
       - brine_cluster: cluster-nodes-reachable
+
+{#- A running cluster of another version than the pillar's is moved by
+    cluster.upgrade, never deployed over. #}
+cluster-version-unchanged:
+  brine_cluster.check_passed:
+    - job: {{ job | json }}
+    - step: preflight
+    - check: version_unchanged
+    - cluster: {{ cluster | json }}
+    - require:
+      - brine_cluster: cluster-preflight-passed
 {%- endif %}
 
 {%- if run.bundle %}
@@ -99,7 +110,7 @@ cluster-bundle-served:
     - sls:
       - bundle_server
     - require:
-      - brine_cluster: cluster-preflight-passed
+      - brine_cluster: cluster-version-unchanged
 {%- endif %}
 
 {%- if run.os %}
@@ -209,7 +220,8 @@ cluster-control-plane-initialised:
       - brine_cluster: cluster-kubernetes-installed
 {%- endif %}
 {%- if run.masters %}
-{%- set previous = 'cluster-control-plane-initialised' %}
+{#- namespace(): a plain set inside a for loop does not outlive its iteration. #}
+{%- set ns = namespace(previous='cluster-control-plane-initialised') %}
 {%- for master in masters[1:] %}
 
 {#- kubeadm join --control-plane, one master at a time, each gated on the API
@@ -223,15 +235,15 @@ cluster-master-joined-{{ master.split('.')[0] }}:
     - sls:
       - kubernetes
     - require:
-      - brine_cluster: {{ previous }}
-{%- set previous = 'cluster-master-joined-' ~ master.split('.')[0] %}
+      - brine_cluster: {{ ns.previous }}
+{%- set ns.previous = 'cluster-master-joined-' ~ master.split('.')[0] %}
 {%- endfor %}
 
 cluster-masters-joined:
   test.succeed_without_changes:
     - name: "masters in the cluster: {{ masters | map('replace', '.' ~ cluster, '') | join(', ') }}"
     - require:
-      - brine_cluster: {{ previous }}
+      - brine_cluster: {{ ns.previous }}
 {%- endif %}
 {%- if run.workers %}
 

@@ -68,3 +68,8 @@ day2-minion-running:
       - file: day2-minion-master-key-managed
       - file: day2-minion-configured
       - file: day2-minion-unit-installed
+
+{#- Drift correction runs again (cluster.upgrade paused it while it worked). #}
+day2-drift-correction-resumed:
+  file.absent:
+    - name: {{ day2.drift_paused_file }}

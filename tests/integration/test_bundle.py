@@ -129,9 +129,11 @@ def test_a_second_deploy_changes_nothing(env, served):
 
 
 def test_file_server_serves_the_apt_repository(worker):
-    proc = worker.run("worker1", "curl -fsS http://10.77.0.1:8080/debs/Release")
-    assert proc.returncode == 0, proc.stderr
-    assert "SHA256:" in proc.stdout and "Packages" in proc.stdout
+    # the current bundle, and the same under its release line (what nodes fetch from)
+    for path in ("debs/Release", "lines/1.37/debs/Release"):
+        proc = worker.run("worker1", f"curl -fsS http://10.77.0.1:8080/{path}")
+        assert proc.returncode == 0, (path, proc.stderr)
+        assert "SHA256:" in proc.stdout and "Packages" in proc.stdout
 
 
 def test_node_installs_packages_from_the_file_server_only(worker):
@@ -141,7 +143,7 @@ def test_node_installs_packages_from_the_file_server_only(worker):
                       timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     policy = worker.run("worker1", "apt-cache policy socat").stdout
-    assert "http://10.77.0.1:8080/debs ./" in policy
+    assert "http://10.77.0.1:8080/lines/1.37/debs ./" in policy
     assert "deb.debian.org" not in policy
     assert worker.run("worker1", "ip route get 1.1.1.1").returncode != 0
 

@@ -188,7 +188,7 @@ def test_apt_reads_only_the_file_server(hosts, node):
     host = hosts[node]
     assert host.run("ls /etc/apt/sources.list.d").stdout.split() == ["brine.list"]
     assert host.file("/etc/apt/sources.list.d/brine.list").content_string.strip().splitlines()[-1] == \
-        "deb [trusted=yes] http://10.80.0.1:8080/debs ./"
+        "deb [trusted=yes] http://10.80.0.1:8080/lines/1.37/debs ./"
 
 
 @pytest.mark.parametrize("node", NODES)
@@ -208,7 +208,7 @@ def test_base_packages_come_from_the_offline_repository(hosts, node):
     for package in ("conntrack", "ipset", "socat", "ethtool", "iptables", "ebtables"):
         assert host.package(package).is_installed, package
     assert not host.package("ipvsadm").is_installed
-    assert "http://10.80.0.1:8080/debs" in host.run("apt-cache policy socat").stdout
+    assert "http://10.80.0.1:8080/lines/1.37/debs" in host.run("apt-cache policy socat").stdout
 
 
 def test_a_second_apply_changes_nothing(env, deployed):

@@ -46,7 +46,7 @@ def deploy(opts):
 
 def test_apt_reads_only_the_file_server(worker):
     assert worker["/etc/apt/sources.list.d/brine.list"].text.splitlines()[-1] == \
-        "deb [trusted=yes] http://10.77.0.1:8080/debs ./"
+        "deb [trusted=yes] http://10.77.0.1:8080/lines/1.37/debs ./"
     assert worker["/etc/apt/sources.list"].text.startswith("#")
 
 

@@ -107,7 +107,7 @@ def test_packages_from_the_offline_repository(both, mode, packages):
     assert installed["install_recommends"] is False
     assert {"sls": "offline_repo"} in installed["require"]
     sources = both[mode]["files"]["/etc/apt/sources.list.d/brine.list"]
-    assert sources.splitlines()[-1] == "deb [trusted=yes] http://10.77.0.1:8080/debs ./"
+    assert sources.splitlines()[-1] == "deb [trusted=yes] http://10.77.0.1:8080/lines/1.37/debs ./"
 
 
 def test_every_node_is_in_etc_hosts(iptables):

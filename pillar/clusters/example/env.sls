@@ -60,3 +60,13 @@ env:
                 resources:
                   requests:
                     cpu: 500m
+  # The day-2 agent (docs/day2.md): salt-master on the masters, salt-minion everywhere.
+  day2:
+    agent: true
+    highstate_minutes: 30
+    report_only: false
+    cert_warn_days: 30
+  # cluster.upgrade: workers drained and upgraded two at a time.
+  upgrade:
+    worker_batch: 2
+    drain_seconds: 300
