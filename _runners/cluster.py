@@ -19,6 +19,7 @@ CLI Example:
     salt-run cluster.jobs demo
     salt-run cluster.versions demo
     salt-run cluster.upgrade_plan demo
+    salt-run cluster.list
 """
 
 import base64
@@ -46,6 +47,8 @@ import brine_versions
 log = logging.getLogger(__name__)
 
 __virtualname__ = "cluster"
+# ``cluster.list``: ``list`` itself would shadow the builtin in this module.
+__func_alias__ = {"list_": "list"}
 
 
 def __virtual__():
@@ -1072,6 +1075,42 @@ def jobs(cluster=None):
     return _done(lines or [f"cluster {cluster}: no jobs recorded here"])
 
 
+def list_(clusters=None):
+    """
+    Every cluster this salt-run holds the pillar of (the deploy node, or a
+    cluster's own salt-master): its Kubernetes version and node counts as
+    declared, whether the declaration validates, and its last cluster job
+    (kind, state, when). ``clusters``: only these names.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.list
+    """
+    names = brine_cluster.cluster_names(__opts__)
+    if clusters:
+        names = [n for n in names if n in (clusters if isinstance(clusters, list) else str(clusters).split(","))]
+    rows = [("cluster", "version", "masters", "workers", "pillar", "last job")]
+    for name in names:
+        loaded = _load(name)
+        if loaded.valid:
+            masters = sum(1 for n in loaded.nodes if "master" in n["roles"])
+            workers = sum(1 for n in loaded.nodes if "master" not in n["roles"])
+            version, pillar = str(loaded.env["kubernetes_version"]), "valid"
+        else:
+            masters = workers = "?"
+            version, pillar = "?", "INVALID (salt-run cluster.validate " + name + ")"
+        found = brine_day2.jobs(loaded.state_dir)
+        last = found[-1] if found else None
+        job = (f"{last['kind']} {last['state']} {last.get('ended') or last.get('started') or last.get('queued')}"
+               if last else "none")
+        rows.append((name, version, str(masters), str(workers), pillar, job))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return _done(lines if names else ["no cluster declared under pillar/clusters/"])
+
+
 def onboarding(cluster=None):
     """
     The onboarding decisions of a cluster's own salt-master: every minion key
@@ -1228,10 +1267,12 @@ def upgrade_plan(cluster=None):
     control_plane, kubelets, problem = _running_versions(loaded)
     if problem:
         return _fail([f"cluster {cluster}: {problem}"])
-    problems, lines, _ = brine_versions.upgrade_plan(loaded.env["kubernetes_version"], control_plane, kubelets)
+    problems, lines, to_do = brine_versions.upgrade_plan(loaded.env["kubernetes_version"], control_plane, kubelets)
     if problems:
         return _fail([*problems, f"cluster {cluster}: not upgraded; nothing was changed"])
-    return _done(lines)
+    # As a change when there is something to do: cluster.upgrade pauses drift
+    # correction only then (onchanges), so a run on an upgraded cluster changes nothing.
+    return _report(lines, ok=True, changes={"upgrade": lines[-1]} if to_do else None)
 
 
 def version_unchanged(cluster=None):

@@ -221,6 +221,29 @@ def _kubectl(*args, timeout=60):
     return _run(["kubectl", f"--kubeconfig={ADMIN_CONF}", *args], timeout=timeout, stderr=False)
 
 
+#: What kubectl says when the API is briefly away (an API server restarting behind the
+#: load balancer, a loaded master): worth asking again, not a failure of the request.
+TRANSIENT = ("timeout", "timed out", "connection refused", "TLS handshake", "currently unable to handle",
+             "Service Unavailable", "connection reset", "EOF", "etcdserver", "is forbidden")
+
+
+def _kubectl_patiently(args, seconds=120, stdin=None):
+    """(exit code, stdout, stderr) of kubectl with admin.conf, asked again for up to ``seconds`` while it fails transiently."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            proc = subprocess.run(["kubectl", f"--kubeconfig={ADMIN_CONF}", *args], input=stdin, capture_output=True,
+                                  text=True, timeout=60, check=False)
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired:
+            code, out, err = 124, "", "kubectl timed out after 60 s"
+        except OSError as error:
+            return 127, "", f"kubectl: {error}"
+        if code == 0 or not any(word in err for word in TRANSIENT) or time.monotonic() > deadline:
+            return code, out, err
+        time.sleep(3)
+
+
 def token_valid(name, ttl="2h"):
     """
     The bootstrap token from the pillar exists in the cluster with at least 30
@@ -332,7 +355,10 @@ def record_applied(name, data, bundle_url=None, namespace="kube-system"):
         except (OSError, ValueError, KeyError) as error:
             ret["comment"] = f"cannot read the bundle id from {bundle_url}/index.json: {error}"
             return ret
-    code, output = _kubectl("-n", namespace, "get", f"configmap/{name}", "-o", "json")
+    code, output, error = _kubectl_patiently(["-n", namespace, "get", f"configmap/{name}", "-o", "json"])
+    if code != 0 and "NotFound" not in error:
+        ret["comment"] = f"cannot read configmap {namespace}/{name}: {_tail(error, 5)}"
+        return ret
     current = json.loads(output).get("data", {}) if code == 0 else {}
     if {k: v for k, v in current.items() if k != "deployed_at"} == wanted:
         ret.update(result=True, comment=f"configmap {namespace}/{name} records these settings since {current.get('deployed_at')}")
@@ -345,14 +371,9 @@ def record_applied(name, data, bundle_url=None, namespace="kube-system"):
                            "metadata": {"name": name, "namespace": namespace,
                                         "labels": {"app.kubernetes.io/managed-by": "brine"}},
                            "data": wanted})  # fmt: skip
-    try:
-        proc = subprocess.run(["kubectl", f"--kubeconfig={ADMIN_CONF}", "apply", "-f", "-"], input=document,
-                              capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.SubprocessError) as error:
-        ret["comment"] = f"kubectl apply: {error}"
-        return ret
-    if proc.returncode != 0:
-        ret["comment"] = f"kubectl apply of configmap {namespace}/{name} failed: {_tail(proc.stderr, 5)}"
+    code, _, error = _kubectl_patiently(["apply", "-f", "-"], stdin=document)
+    if code != 0:
+        ret["comment"] = f"kubectl apply of configmap {namespace}/{name} failed: {_tail(error, 5)}"
         return ret
     changed = sorted(k for k in wanted if k != "deployed_at" and current.get(k) != wanted[k])
     ret.update(result=True, changes={"recorded": changed}, comment=f"configmap {namespace}/{name} applied")

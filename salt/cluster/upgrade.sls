@@ -12,8 +12,8 @@
   every step skipping what is already at the new version):
   validate, secrets, reach; plan (cluster.upgrade_plan: refuses a skip of more
   than one minor or a downgrade, before anything changes); pause (drift
-  correction paused on every node: a scheduled highstate holds the old
-  version's pillar until the end); bundle (the new line's bundle served next
+  correction paused on every node, when the plan found something to do: a
+  scheduled highstate holds the old version's pillar until the end); bundle (the new line's bundle served next
   to the old one); prefetch (the new binaries and images on every node at
   once); masters, one at a time: kubeadm upgrade (apply on the first, node on
   the others), drain, new kubelet and kubectl, Ready on it, uncordon; workers,
@@ -81,6 +81,9 @@ cluster-drift-correction-paused:
     - pillar:
         brine_pause_reason: {{ ('cluster.upgrade to ' ~ version ~ ' (job ' ~ job ~ ')') | json }}
     - require:
+      - brine_cluster: cluster-upgrade-planned
+    {#- only when the plan found something to upgrade: a run on an upgraded cluster changes nothing #}
+    - onchanges:
       - brine_cluster: cluster-upgrade-planned
 
 {#- The new release line's bundle beside the old one: nodes keep fetching
@@ -226,5 +229,6 @@ cluster-report-written:
   brine_cluster.report_written:
     - cluster: {{ cluster | json }}
     - job: {{ job | json }}
-    - plan: {{ (steps if workers else steps | reject('equalto', 'workers') | list) | json }}
+    {#- pause runs only when there is something to upgrade: not a step every run must show #}
+    - plan: {{ steps | reject('in', ['pause'] + ([] if workers else ['workers'])) | list | json }}
     - order: last

@@ -254,7 +254,7 @@ def main() -> None:
     results = {"machine": machine, "sizes": []}
     for index, size in enumerate(args.sizes.split(",")):
         masters, workers = (int(part) for part in size.split("+"))
-        results["sizes"].append(bench_size(masters, workers, 88 + index, args.keep))
+        results["sizes"].append(bench_size(masters, workers, 90 + index, args.keep))
     os.makedirs(OUT_DIR, exist_ok=True)
     out = os.path.join(OUT_DIR, f"cluster-{time.strftime('%Y%m%dT%H%M%S')}.json")
     with open(out, "w", encoding="utf-8") as handle:

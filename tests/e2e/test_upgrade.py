@@ -114,6 +114,10 @@ def workload(cluster, deployed):
     assert proc.returncode == 0, proc.stderr
     kubectl(cluster, "-n default rollout status deployment/web --timeout=300s")
     address = kubectl(cluster, "-n default get service web -o jsonpath={.spec.clusterIP}").strip()
+    # Testbed nodes have no default route (no way out), and a host connects to a
+    # Service address only when some route covers it (kube-proxy's iptables rules
+    # apply after the route lookup); a data centre's default route stands for this one.
+    cluster.testbed.run("master1", "ip route replace 10.96.0.0/16 dev eth0", timeout=30)
     deadline = time.monotonic() + 60
     while "brine-upgrade" not in cluster.testbed.run("master1", f"curl -s -m 2 http://{address}/").stdout:
         assert time.monotonic() < deadline, "the web Service does not answer from master1"
@@ -243,9 +247,6 @@ def test_a_second_upgrade_changes_nothing(cluster, upgraded):
     code, steps, _ = cluster.env.orchestrate("cluster.upgrade", {"cluster": NAME}, timeout=3600)
     figure("second upgrade on the upgraded cluster (s)", f"{time.monotonic() - started:.1f}")
     assert code == 0
-    # pausing and resuming drift correction is the run's own bracket, not a change to the cluster
-    changed = {sid: changed_states(s) or s.get("changes") for sid, s in steps.items()
-               if s.get("changes") and sid not in ("cluster-drift-correction-paused", "cluster-agent-ready")}
+    changed = {sid: changed_states(s) or s.get("changes") for sid, s in steps.items() if s.get("changes")}
     assert changed == {}, changed
-    agent = changed_states(steps["cluster-agent-ready"])
-    assert all("drift-correction-resumed" in state for state in agent), agent
+    assert "nothing to upgrade" in steps["cluster-upgrade-planned"]["comment"]

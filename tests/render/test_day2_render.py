@@ -130,3 +130,12 @@ def test_salt_fingerprint_matches_salts_own():
     assert private.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
     expected = salt.utils.crypt.pem_finger(key=b"".join(public.splitlines(True)[1:-1]), sum_type="sha256")
     assert brine_pki.salt_finger(public.decode()) == expected
+
+
+def test_cluster_list_shows_every_declared_cluster_with_its_version_and_nodes(env):
+    proc = env.salt_run("cluster.list")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    assert proc.stdout.splitlines()[0].split() == ["cluster", "version", "masters", "workers", "pillar", "last", "job"]
+    assert rows["demo"][1:5] == ["1.37.2", "3", "2", "valid"]
+    assert "example" in rows
