@@ -93,13 +93,16 @@ def test_cluster_reach_reports_every_node(env):
 
 def test_deploy_passes_its_first_steps(env):
     # The bundle named is not on the deploy node: the deploy passes validate,
-    # secrets, reach and preflight, then stops at the bundle, saying where it looked.
+    # secrets, reach, preflight and its version guard (no cluster runs yet), then
+    # stops at the bundle, saying where it looked.
     proc = env.deploy("demo", timeout=600)
     assert proc.returncode != 0
     steps = re.findall(r"ID: (\S+)\n\s+Function: .*\n\s+Result: (\w+)", proc.stdout)
-    assert steps[:4] == [("cluster-pillar-valid", "True"), ("cluster-secrets-present", "True"),
-                         ("cluster-nodes-reachable", "True"), ("cluster-preflight-passed", "True")], proc.stdout
-    assert steps[4] == ("cluster-bundle-served", "False")
+    assert steps[:5] == [("cluster-pillar-valid", "True"), ("cluster-secrets-present", "True"),
+                         ("cluster-nodes-reachable", "True"), ("cluster-preflight-passed", "True"),
+                         ("cluster-version-unchanged", "True")], proc.stdout
+    assert steps[5] == ("cluster-bundle-served", "False")
+    assert "no control plane running yet; it will run v1.37.2" in proc.stdout
     assert "cluster demo: all 5 nodes answer through master1" in proc.stdout
     assert "no bundle at /srv/brine/incoming/not-carried-in.tar" in proc.stdout
 
