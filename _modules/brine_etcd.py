@@ -92,7 +92,8 @@ def removable(member, cacert, cert, key, endpoints):
 def member_remove(member, cacert, cert, key, endpoints):
     """
     Remove etcd member ``member`` (its name) from the cluster; nothing to do when
-    it is not a member. Check :func:`removable` first.
+    it is not a member. Check :func:`removable` first. The removal is asked of
+    the members that stay and confirmed by listing the members again.
 
     CLI Example:
 
@@ -111,10 +112,20 @@ def member_remove(member, cacert, cert, key, endpoints):
     if not found:
         return f"{member}: not an etcd member (already removed)"
     member_id = format(int(found[0]["ID"]), "x")
-    argv = brine_etcd.etcdctl_argv(endpoints, cacert, cert, key, "member", "remove", member_id)
+    # Ask the members that stay: a member told to remove itself stops before it
+    # answers ("etcdserver: server stopped") although the removal went through.
+    # The staying members' client URLs come from the member list itself, so the
+    # call works even when ``endpoints`` named only the leaving member.
+    staying = [url for m in members if m is not found[0] for url in m.get("clientURLs") or []] or endpoints
+    argv = brine_etcd.etcdctl_argv(staying, cacert, cert, key, "member", "remove", member_id)
     out = __salt__["cmd.run_all"](argv, python_shell=False, clean_env=True, env=brine_etcd.CLEAN_ENV,
                                   ignore_retcode=True, output_loglevel="quiet")
     if out.get("retcode") != 0:
-        __context__["retcode"] = 1
-        return f"etcdctl member remove {member_id}: {(out.get('stderr') or '').strip()[-500:]}"
+        try:
+            still = [m for m in _member_list(cacert, cert, key, staying) if m.get("name") == member]
+        except RuntimeError:
+            still = found
+        if still:
+            __context__["retcode"] = 1
+            return f"etcdctl member remove {member_id}: {(out.get('stderr') or '').strip()[-500:]}"
     return f"{member}: removed from etcd (member id {member_id})"

@@ -197,19 +197,23 @@ def bench_size(masters: int, workers: int, octet: int, keep: bool) -> dict:
     figures: dict = {"size": f"{masters}+{workers}", "nodes": masters + workers}
     log(f"{name}: testbed up")
     cluster.up()
+
+    def phase(key: str, what: str, measure) -> None:
+        """One figure; a phase that breaks is recorded with its error and the others still run."""
+        log(f"{name}: {what}")
+        try:
+            figures[key] = measure()
+        except Exception as error:  # noqa: BLE001 - a bench reports, it does not stop
+            figures[key] = {"error": f"{type(error).__name__}: {str(error)[:2000]}"}
+            log(f"{name}: {what} failed: {figures[key]['error'][:300]}")
+
     try:
-        log(f"{name}: deploy from bare nodes")
-        figures["deploy"] = deploy(env, name)
-        log(f"{name}: deploy again (no-op)")
-        figures["deploy_again"] = deploy(env, name)
-        log(f"{name}: same state both ways, no-op highstate")
-        figures["agent"] = same_state_both_ways(env, cluster, name)
-        log(f"{name}: memory")
-        figures["memory_mib"] = memory(cluster)
-        log(f"{name}: load balancer while master1's API server dies")
-        figures["lb"] = lb_under_dying_master(cluster)
-        log(f"{name}: onboarding the spare")
-        figures["onboarding"] = onboard_spare(env, cluster, name)
+        phase("deploy", "deploy from bare nodes", lambda: deploy(env, name))
+        phase("deploy_again", "deploy again (no-op)", lambda: deploy(env, name))
+        phase("agent", "same state both ways, no-op highstate", lambda: same_state_both_ways(env, cluster, name))
+        phase("memory_mib", "memory", lambda: memory(cluster))
+        phase("lb", "load balancer while master1's API server dies", lambda: lb_under_dying_master(cluster))
+        phase("onboarding", "onboarding the spare", lambda: onboard_spare(env, cluster, name))
     finally:
         if not keep:
             cluster.down()
@@ -217,28 +221,35 @@ def bench_size(masters: int, workers: int, octet: int, keep: bool) -> dict:
 
 
 def table(figures: dict) -> str:
-    d, again, agent, lb, onb = (figures["deploy"], figures["deploy_again"], figures["agent"], figures["lb"],
-                                figures["onboarding"])
-    mem = figures["memory_mib"]
+    broken = {key: value["error"] for key, value in figures.items() if isinstance(value, dict) and "error" in value}
+    empty: dict = {}
+    d = figures["deploy"] if "deploy" not in broken else {"seconds": None, "steps": []}
+    again = figures["deploy_again"] if "deploy_again" not in broken else {"seconds": None, "steps": []}
+    agent = figures["agent"] if "agent" not in broken else empty
+    lb = figures["lb"] if "lb" not in broken else empty
+    onb = figures["onboarding"] if "onboarding" not in broken else empty
+    mem = figures["memory_mib"] if "memory_mib" not in broken else empty
     minion = max((v.get("salt-minion", 0) for v in mem.values()), default=0)
     nginx = max((v.get("lb-nginx", 0) for v in mem.values()), default=0)
     master = max((v.get("salt-master", 0) for v in mem.values()), default=0)
     rows = [
         ("deploy from bare nodes (s)", d["seconds"]),
         ("deploy again, no-op (s) / states changed", f"{again['seconds']} / {sum(c for _, _, c in again['steps'])}"),
-        ("os_base over salt-ssh / over minions (s)", f"{agent['os_base_salt_ssh_s']} / {agent['os_base_minions_s']}"),
-        (f"no-op highstate on all {agent['highstate_nodes']} nodes (s)", agent["noop_highstate_all_nodes_s"]),
-        ("onboarding: minion start -> job start (s)", onb["job_started_after_s"]),
-        ("onboarding: minion start -> Ready (s)", onb["ready_after_s"]),
-        ("cluster.node_add of one worker (s)", onb["node_add_s"]),
-        ("LB, master1 API server dying: failed / attempted", f"{lb['failed']} / {lb['attempted']}"),
-        ("LB latency p50 / p99 (ms)", f"{lb['p50_ms']} / {lb['p99_ms']}"),
+        ("os_base over salt-ssh / over minions (s)",
+         f"{agent.get('os_base_salt_ssh_s')} / {agent.get('os_base_minions_s')}"),
+        (f"no-op highstate on all {agent.get('highstate_nodes')} nodes (s)", agent.get("noop_highstate_all_nodes_s")),
+        ("onboarding: minion start -> job start (s)", onb.get("job_started_after_s")),
+        ("onboarding: minion start -> Ready (s)", onb.get("ready_after_s")),
+        ("cluster.node_add of one worker (s)", onb.get("node_add_s")),
+        ("LB, master1 API server dying: failed / attempted", f"{lb.get('failed')} / {lb.get('attempted')}"),
+        ("LB latency p50 / p99 (ms)", f"{lb.get('p50_ms')} / {lb.get('p99_ms')}"),
         ("RSS max: salt-minion / LB nginx / salt-master (MiB)", f"{minion} / {nginx} / {master}"),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"size {figures['size']} ({figures['nodes']} nodes)"]
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     lines.append("  deploy steps (s): " + ", ".join(f"{i.replace('cluster-', '')} {s}" for i, s, _ in d["steps"]))
+    lines += [f"  BROKEN {key}: {error[:300]}" for key, error in broken.items()]
     return "\n".join(lines)
 
 
@@ -252,13 +263,13 @@ def main() -> None:
                "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                "kernel": platform.release(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     results = {"machine": machine, "sizes": []}
+    os.makedirs(OUT_DIR, exist_ok=True)
+    out = os.path.join(OUT_DIR, f"cluster-{time.strftime('%Y%m%dT%H%M%S')}.json")
     for index, size in enumerate(args.sizes.split(",")):
         masters, workers = (int(part) for part in size.split("+"))
         results["sizes"].append(bench_size(masters, workers, 90 + index, args.keep))
-    os.makedirs(OUT_DIR, exist_ok=True)
-    out = os.path.join(OUT_DIR, f"cluster-{time.strftime('%Y%m%dT%H%M%S')}.json")
-    with open(out, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
+        with open(out, "w", encoding="utf-8") as handle:  # after each size: a later one may take hours
+            json.dump(results, handle, indent=1)
     print(f"machine: {machine['host']}, {machine['cpus']} cores, {machine['memory_gib']} GiB, "
           f"kernel {machine['kernel']}, Python {machine['python']}, {machine['date']}")
     for figures in results["sizes"]:

@@ -272,3 +272,21 @@ def test_keys_are_0600_and_the_etcd_ca_key_is_on_no_machine(cluster):
                    if value in on(cluster, node, f"cat {' '.join(found)} 2>/dev/null").stdout} if found else set()
         expected = {f"{node} server key"} if node in MEMBERS else set()
         assert holding == expected, f"{node} holds {sorted(holding)} in {found}"
+
+
+def test_a_member_removed_through_its_own_endpoint_is_reported_removed(cluster):
+    """``brine_etcd.member_remove`` given only the leaving member's URL: the member
+    would stop before answering ("server stopped"), so the removal must be asked of
+    the members that stay. Last in the module: it leaves two members."""
+    proc = cluster.env.salt_ssh(
+        cluster.minion("master1"), "brine_etcd.member_remove", "master3", f"{PKI}/ca.crt",
+        f"{PKI}/healthcheck-client.crt", f"{PKI}/healthcheck-client.key", f"https://{MEMBERS['master3']}:2379",
+        "--out=json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "master3: removed from etcd" in proc.stdout, proc.stdout
+    members = json.loads(on(cluster, "master1", etcdctl(LOCAL, "member", "list", "-w", "json")).stdout)["members"]
+    assert sorted(m["name"] for m in members) == ["master1", "master2"]
+    again = cluster.env.salt_ssh(
+        cluster.minion("master1"), "brine_etcd.member_remove", "master3", f"{PKI}/ca.crt",
+        f"{PKI}/healthcheck-client.crt", f"{PKI}/healthcheck-client.key", LOCAL, "--out=json")
+    assert again.returncode == 0 and "already removed" in again.stdout, again.stdout
