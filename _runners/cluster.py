@@ -1035,6 +1035,7 @@ def onboard_node(minion_id=None, asked=False):
     job = brine_day2.Job(loaded.state_dir, "node_add", node_name)
     job.log(f"onboarding {minion_id} on master {acting}")
     job.start()
+    began = time.time()
     master = next(n["name"] for n in loaded.nodes if str(n["address"]) == acting)
     result = salt.runner.RunnerClient(__opts__).cmd(
         "state.orchestrate", ["cluster.node_add"],
@@ -1053,6 +1054,12 @@ def onboard_node(minion_id=None, asked=False):
                 f"({step.get('duration', 0) / 1000:.1f} s)")
     ok = bool(steps) and not any(step.get("result") is False for step in steps.values())
     job.end(ok, f"{node_name} joined and Ready" if ok else f"failed at {', '.join(failed) or 'rendering'}")
+    records, plan = brine_report.records_from_orchestrate(steps, began, master, prefix="node-add-")
+    for record in records:
+        brine_report.record_step(job.folder, record)
+    report_path, _ = brine_report.write(job.folder, job.record, plan, _report_facts(loaded, cluster),
+                                        _secret_values(loaded))
+    job.log(f"report {report_path}")
     lines = [f"{minion_id}: cluster job {job.id}: {job.record['state']} ({job.record['summary']})"]
     return _report(lines, ok=ok, changes={"job": job.id} if ok else {})
 
@@ -1524,6 +1531,18 @@ def _secret_values(loaded):
     return values
 
 
+def _report_facts(loaded, cluster):
+    """What a job's report says about the cluster: versions, bundle, modes, nodes."""
+    env = loaded.env if loaded.valid else {}
+    return {"cluster": str(cluster), "Kubernetes": str(env.get("kubernetes_version", "?")),
+            "bundle": str((env.get("bundle") or {}).get("file") or "default for the release line"),
+            "registry": str((env.get("bundle") or {}).get("registry", "?")),
+            "network": str((env.get("network") or {}).get("plugin", "?")),
+            "kube-proxy": str((env.get("kube_proxy") or {}).get("mode", "?")),
+            "nodes": ", ".join(f"{n['name']} ({','.join(n['roles'])})" for n in loaded.nodes) if loaded.valid else "",
+            "Brine": brine_cluster.brine_version(__opts__)}
+
+
 def report_write(cluster=None, job=None, plan=None):
     """
     Write the report of cluster job ``job`` (its folder): report.html and
@@ -1555,15 +1574,7 @@ def report_write(cluster=None, job=None, plan=None):
                   f"failed at {', '.join(failed)}" if failed else f"did not run: {', '.join(not_run)}")
     with open(os.path.join(job, "job.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
-    env = loaded.env if loaded.valid else {}
-    facts = {"cluster": str(cluster), "Kubernetes": str(env.get("kubernetes_version", "?")),
-             "bundle": str((env.get("bundle") or {}).get("file") or "default for the release line"),
-             "registry": str((env.get("bundle") or {}).get("registry", "?")),
-             "network": str((env.get("network") or {}).get("plugin", "?")),
-             "kube-proxy": str((env.get("kube_proxy") or {}).get("mode", "?")),
-             "nodes": ", ".join(f"{n['name']} ({','.join(n['roles'])})" for n in loaded.nodes) if loaded.valid else "",
-             "Brine": brine_cluster.brine_version(__opts__)}
-    report_path, _ = brine_report.write(job, record, plan, facts, _secret_values(loaded))
+    report_path, _ = brine_report.write(job, record, plan, _report_facts(loaded, cluster), _secret_values(loaded))
     table = brine_report.summary_table(brine_report.summary(steps, plan))
     return _report([*table.splitlines(), f"job {record['id']}: {record['state']}; report {report_path}"], ok=True)
 

@@ -1,7 +1,9 @@
 """
 The report of a cluster job (``cluster.deploy``, ``cluster.node_add`` ...): what
 each step did on each node and when, as a self-contained HTML page with a PNG
-timeline (matplotlib), written into the job's folder.
+timeline (matplotlib), written into the job's folder. Where matplotlib is not
+installed (a cluster's own masters, whose agent carries only salt) the
+timeline is an SVG drawn here, embedded the same way.
 
 Steps record themselves while the orchestrate runs (``steps.jsonl`` in the job
 folder, one JSON object per step and node): ``step``, ``node``, ``start`` and
@@ -24,6 +26,7 @@ from typing import Any
 STEPS = "steps.jsonl"
 REPORT = "report.html"
 TIMELINE = "timeline.png"
+TIMELINE_SVG = "timeline.svg"
 REDACTED = "<redacted>"
 
 
@@ -88,18 +91,68 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def timeline_png(steps: list[dict[str, Any]], plan: list[str], title: str) -> bytes:
-    """Per-node, per-step bars on one time axis (seconds since the job began), as PNG bytes."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
+def _timeline_rows(steps: list[dict[str, Any]], plan: list[str]) -> tuple[list[str], list[str], float]:
+    """The timeline's nodes (deploy first), its steps in plan order, and when the job began."""
+    nodes = sorted({s["node"] for s in steps}, key=lambda n: (n != "deploy", n))
+    order = [p for p in plan if any(s["step"] == p for s in steps)]
+    order += sorted({s["step"] for s in steps} - set(order))
+    return nodes, order, min((s["start"] for s in steps), default=0.0)
+
+
+#: tab20's first colours, for the SVG timeline (the PNG uses matplotlib's own).
+_SVG_COLOURS = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+                "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7",
+                "#bcbd22", "#dbdb8d", "#17becf", "#9edae5"]
+
+
+def timeline_svg(steps: list[dict[str, Any]], plan: list[str], title: str) -> str:
+    """The same timeline as :func:`timeline_png`, as an SVG document (no plotting library needed)."""
+    nodes, order, began = _timeline_rows(steps, plan)
+    span = max((s["end"] - began for s in steps), default=1.0) or 1.0
+    left, width, row_height, top = 140, 860, 24, 40
+    scale = width / span
+    height = top + row_height * max(len(nodes), 1) + 40 + 18 * ((len(order) + 3) // 4)
+    esc = html.escape
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{left + width + 20}' height='{height}' "
+           f"font-family='sans-serif' font-size='12'>",
+           f"<text x='{left}' y='20' font-size='14'>{esc(title)}</text>"]
+    for row, node in enumerate(nodes):
+        y = top + row * row_height
+        out.append(f"<text x='{left - 8}' y='{y + 15}' text-anchor='end'>{esc(node)}</text>")
+        for record in (s for s in steps if s["node"] == node):
+            index = order.index(record["step"])
+            failed = record.get("result") is False
+            out.append(f"<rect x='{left + (record['start'] - began) * scale:.1f}' y='{y + 3}' "
+                       f"width='{max((record['end'] - record['start']) * scale, 1.0):.1f}' height='{row_height - 6}' "
+                       f"fill='{_SVG_COLOURS[index % 20]}' stroke='{'red' if failed else 'black'}' "
+                       f"stroke-width='{2 if failed else 0.4}'><title>{esc(record['step'])} on {esc(node)}: "
+                       f"{record['end'] - record['start']:.1f} s</title></rect>")
+    axis_y = top + row_height * max(len(nodes), 1) + 14
+    for tick in range(0, int(span) + 1, max(int(span / 10), 1)):
+        out.append(f"<text x='{left + tick * scale:.1f}' y='{axis_y}' text-anchor='middle'>{tick}</text>")
+    out.append(f"<text x='{left + width / 2}' y='{axis_y + 16}' text-anchor='middle'>seconds since the job began"
+               "</text>")
+    for index, step in enumerate(order):
+        x, y = left + (index % 4) * 215, axis_y + 36 + 18 * (index // 4)
+        out.append(f"<rect x='{x}' y='{y - 10}' width='12' height='12' fill='{_SVG_COLOURS[index % 20]}'/>"
+                   f"<text x='{x + 16}' y='{y}'>{esc(step)}</text>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def timeline_png(steps: list[dict[str, Any]], plan: list[str], title: str) -> bytes | None:
+    """Per-node, per-step bars on one time axis (seconds since the job began), as PNG
+    bytes; None where matplotlib is not installed."""
+    try:
+        import matplotlib  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
-    nodes = sorted({s["node"] for s in steps}, key=lambda n: (n != "deploy", n))
-    order = [p for p in plan if any(s["step"] == p for s in steps)]
-    order += sorted({s["step"] for s in steps} - set(order))
+    nodes, order, began = _timeline_rows(steps, plan)
     colours = plt.get_cmap("tab20")
-    began = min((s["start"] for s in steps), default=0.0)
     fig, axis = plt.subplots(figsize=(12, 0.45 * max(len(nodes), 3) + 1.6), dpi=100)
     for row, node in enumerate(nodes):
         for record in (s for s in steps if s["node"] == node):
@@ -123,7 +176,7 @@ def timeline_png(steps: list[dict[str, Any]], plan: list[str], title: str) -> by
 
 
 def html_report(job: dict[str, Any], steps: list[dict[str, Any]], plan: list[str], facts: dict[str, str],
-                png: bytes) -> str:
+                png: bytes | None, svg: str = "") -> str:
     """The whole report as one HTML page (the timeline embedded), see the module's docstring."""
     rows = summary(steps, plan)
     esc = html.escape
@@ -143,8 +196,9 @@ def html_report(job: dict[str, Any], steps: list[dict[str, Any]], plan: list[str
         parts.append(f"<tr><th>{esc(str(key))}</th><td>{esc(str(value))}</td></tr>")
     parts.append("</table>")
     parts.append("<h2>Timeline</h2>")
-    parts.append(f"<img id='timeline' alt='per-node, per-step timeline' src='data:image/png;base64,"
-                 f"{base64.b64encode(png).decode()}'>")
+    mime, data = ("image/png", png) if png else ("image/svg+xml", svg.encode())
+    parts.append(f"<img id='timeline' alt='per-node, per-step timeline' src='data:{mime};base64,"
+                 f"{base64.b64encode(data).decode()}'>")
     parts.append("<h2>Steps</h2><table id='steps'><tr><th>step</th><th>result</th><th>changed</th>"
                  "<th>started</th><th>seconds</th><th>nodes</th></tr>")
     for row in rows:
@@ -181,14 +235,17 @@ def html_report(job: dict[str, Any], steps: list[dict[str, Any]], plan: list[str
 
 def write(job_folder: str, job: dict[str, Any], plan: list[str], facts: dict[str, str],
           secrets: list[str]) -> tuple[str, str]:
-    """Write report.html and timeline.png into ``job_folder`` (0600); return their paths."""
+    """Write report.html and the timeline (timeline.png, or timeline.svg without
+    matplotlib) into ``job_folder`` (0600); return their paths."""
     steps = load_steps(job_folder)
     for record in steps:
         record["comment"] = scrub(str(record.get("comment") or ""), secrets)
-    png = timeline_png(steps, plan, f"{job.get('kind', 'job')} {job.get('id', '')}")
-    page = scrub(html_report(job, steps, plan, facts, png), secrets)
+    title = f"{job.get('kind', 'job')} {job.get('id', '')}"
+    png = timeline_png(steps, plan, title)
+    svg = "" if png else timeline_svg(steps, plan, title)
+    page = scrub(html_report(job, steps, plan, facts, png, svg), secrets)
     paths = []
-    for name, data in ((TIMELINE, png), (REPORT, page.encode())):
+    for name, data in (((TIMELINE, png) if png else (TIMELINE_SVG, svg.encode())), (REPORT, page.encode())):
         path = os.path.join(job_folder, name)
         fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -196,3 +253,50 @@ def write(job_folder: str, job: dict[str, Any], plan: list[str], facts: dict[str
         os.replace(path + ".tmp", path)
         paths.append(path)
     return paths[1], paths[0]
+
+
+def _started_epoch(clock: str, anchor: float) -> float:
+    """An orchestrate step's ``start_time`` (local HH:MM:SS.ffffff, no date) as epoch
+    seconds: the first such moment not more than an hour before ``anchor``."""
+    moment = datetime.datetime.strptime(clock, "%H:%M:%S.%f").time()
+    day = datetime.datetime.fromtimestamp(anchor).date()
+    epoch = datetime.datetime.combine(day, moment).timestamp()
+    return epoch + 86400 if epoch < anchor - 3600 else epoch
+
+
+def records_from_orchestrate(steps: dict[str, dict[str, Any]], anchor: float, runner_node: str,
+                             prefix: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+    """
+    Step records (see the module's docstring) from an orchestrate's results by
+    state id, for an orchestrate whose steps do not record themselves
+    (``cluster.node_add``): one per minion a ``salt.state`` step applied states
+    on, one on ``runner_node`` for any other step. ``anchor``: about when the
+    run began (epoch). Returns the records and the plan (every step, in run
+    order, ``prefix`` removed); a step that did not run (a requisite failed)
+    has no record, so the report shows it as not run.
+    """
+    records, plan = [], []
+    for key, step in sorted(steps.items(), key=lambda item: item[1].get("__run_num__", 0)):
+        step_id = step.get("__id__") or key
+        name = step_id[len(prefix):] if prefix and step_id.startswith(prefix) else step_id
+        plan.append(name)
+        if step.get("__state_ran__") is False or not step.get("start_time"):
+            continue
+        start = _started_epoch(step["start_time"], anchor)
+        end = start + float(step.get("duration") or 0) / 1000
+        ret = (step.get("changes") or {}).get("ret")
+        per_minion = {m: r for m, r in ret.items() if isinstance(r, dict)} if isinstance(ret, dict) else {}
+        if not per_minion or not all(isinstance(v, dict) for r in per_minion.values() for v in r.values()):
+            records.append({"step": name, "node": runner_node, "start": start, "end": end,
+                            "result": step.get("result"), "changed": 1 if step.get("changes") else 0,
+                            "comment": str(step.get("comment") or "")[:4000]})
+            continue
+        for minion, states in per_minion.items():
+            failed = [f"{v.get('__id__', k)}: {v.get('comment', '')}" for k, v in states.items()
+                      if v.get("result") is False]
+            changed = sum(1 for v in states.values() if v.get("changes"))
+            records.append({"step": name, "node": minion.partition(".")[0], "start": start, "end": end,
+                            "result": not failed, "changed": changed,
+                            "comment": "\n".join(failed)[:4000] if failed
+                            else f"{changed} of {len(states)} states changed"})
+    return records, plan

@@ -203,9 +203,33 @@ def test_a_new_worker_joins_through_the_reactor_alone(cluster, deployed):
     print(f"\nFIGURE onboarding, minion start to Ready, cluster of 4 -> 5 nodes (s): {time.monotonic() - started:.1f}")
     assert re.search(r"node_add-worker2-\w+: done", jobs), jobs
     assert _pids(cluster, NODES) == pids, "something restarted on an existing node"
+    _assert_node_add_report(cluster)
     keys = json.loads(cluster.testbed.run("master2", f"{SALT_BIN}/salt-key -L --out=json").stdout)
     assert minion("worker2") in keys["minions"]
     assert cluster.testbed.run("worker2", "curl -sk https://127.0.0.1:6443/healthz").stdout == "ok"
+
+
+def _assert_node_add_report(cluster):
+    """The onboarding job left its report on the acting master: every step on the
+    node it ran on, the timeline embedded, no secret value of the cluster."""
+    found = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not found:
+        out = salt_run(cluster, "master1", f"cluster.report {NAME}").stdout
+        found = re.search(r"\S+/jobs/\d{8}T\d{6}Z-node_add-worker2-\w+/report\.html", out)
+        time.sleep(0 if found else 2)
+    assert found, out
+    page = cluster.testbed.run("master1", f"cat {found.group(0)}", check=True).stdout
+    for step in ("os-ready", "runtime-ready", "artifacts-prefetched", "kubernetes-installed", "joined"):
+        assert f"data-node='worker2' data-step='{step}'" in page, step
+    for step in ("token-valid", "nodes-ready"):
+        assert f"data-node='master1' data-step='{step}'" in page, step
+    assert "id='state'>done<" in page and "data:image/svg+xml;base64," in page
+    secrets = cluster.testbed.run(
+        "master1", f"find /srv/brine/state/clusters/{NAME} -path '*secrets*' -type f -exec cat {{}} +").stdout
+    values = set(re.findall(r"[A-Za-z0-9+/=._$-]{16,}", secrets))  # the bootstrap token, registry password ...
+    assert values, "no secret values found to look for"
+    assert not [v for v in values if v in page]
 
 
 def test_a_minion_outside_the_inventory_is_refused_and_never_joined(cluster, deployed):

@@ -6,9 +6,12 @@ real PNG drawn by matplotlib, and no secret value anywhere.
 
 from __future__ import annotations
 
+import datetime
 import html.parser
 import io
 import os
+import sys
+from xml.etree import ElementTree
 
 import brine_report
 from PIL import Image
@@ -77,3 +80,64 @@ def test_report_has_every_node_and_step_and_no_secret(tmp_path):
         assert image.size[0] >= 1000 and image.size[1] >= 200
     assert parser.images[0].startswith("data:image/png;base64,")
     assert oct(os.stat(report).st_mode & 0o777) == "0o600"
+
+
+def test_without_matplotlib_the_timeline_is_an_svg_in_the_same_report(tmp_path, monkeypatch):
+    # A cluster's own masters carry salt only: node_add reports are drawn without matplotlib.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    folder = records(tmp_path)
+    job = {"id": "20261127T100000Z-node_add-worker3-abc123", "kind": "node_add", "state": "failed"}
+    report, timeline = brine_report.write(folder, job, PLAN, {"cluster": "demo"}, ["abcdef.0123456789abcdef"])
+    assert timeline.endswith("timeline.svg") and not os.path.exists(os.path.join(folder, "timeline.png"))
+    svg = ElementTree.parse(timeline).getroot()
+    bars = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.find("{http://www.w3.org/2000/svg}title")
+            is not None]
+    assert sorted(b.find("{http://www.w3.org/2000/svg}title").text.split(":")[0] for b in bars) == [
+        "etcd on master1", "os on master1", "os on worker1", "validate on deploy"]
+    assert [b.get("stroke") for b in bars if b.find("{http://www.w3.org/2000/svg}title").text.startswith("etcd")] \
+        == ["red"]
+    with open(report, encoding="utf-8") as handle:
+        page = handle.read()
+    parser = Cells()
+    parser.feed(page)
+    assert parser.images[0].startswith("data:image/svg+xml;base64,")
+    assert "abcdef.0123456789abcdef" not in page
+    assert oct(os.stat(timeline).st_mode & 0o777) == "0o600"
+
+
+def _state(sid, result, changes=None, comment=""):
+    return {"__id__": sid, "result": result, "changes": changes or {}, "comment": comment}
+
+
+def test_node_add_orchestrate_results_become_step_records():
+    anchor = datetime.datetime(2026, 11, 27, 23, 59, 50).timestamp()
+    steps = {
+        "brine_cluster_|-node-add-pillar-valid_|-x_|-check_passed": {
+            "__id__": "node-add-pillar-valid", "__run_num__": 0, "result": True, "changes": {},
+            "comment": "cluster demo: valid", "start_time": "23:59:55.000000", "duration": 2000.0},
+        "salt_|-node-add-os-ready_|-x_|-state": {
+            "__id__": "node-add-os-ready", "__run_num__": 1, "result": True, "start_time": "23:59:58.000000",
+            "duration": 4500.0, "comment": "States ran successfully.",
+            "changes": {"out": "highstate", "ret": {"worker3.demo": {
+                "a": _state("sysctl", True, {"new": 1}), "b": _state("modules", True)}}}},
+        "salt_|-node-add-joined_|-x_|-state": {
+            "__id__": "node-add-joined", "__run_num__": 2, "result": False, "start_time": "00:00:03.500000",
+            "duration": 10000.0, "comment": "Run failed on minions: worker3.demo",
+            "changes": {"out": "highstate", "ret": {"worker3.demo": {
+                "a": _state("kubeadm-joined", False, comment="kubeadm join: timed out")}}}},
+        "salt_|-node-add-nodes-ready_|-x_|-state": {
+            "__id__": "node-add-nodes-ready", "__run_num__": 3, "result": False, "__state_ran__": False,
+            "changes": {}, "comment": "One or more requisite failed: cluster.node_add.node-add-joined"},
+    }
+    records, plan = brine_report.records_from_orchestrate(steps, anchor, "master1", prefix="node-add-")
+    assert plan == ["pillar-valid", "os-ready", "joined", "nodes-ready"]
+    by_step = {r["step"]: r for r in records}
+    assert set(by_step) == {"pillar-valid", "os-ready", "joined"}
+    assert by_step["pillar-valid"]["node"] == "master1" and by_step["pillar-valid"]["result"] is True
+    assert by_step["os-ready"]["node"] == "worker3" and by_step["os-ready"]["changed"] == 1
+    assert by_step["os-ready"]["end"] - by_step["os-ready"]["start"] == 4.5
+    # The step after midnight is placed on the next day, not 24 h before the job.
+    assert by_step["joined"]["start"] - anchor == 13.5
+    assert by_step["joined"]["result"] is False and "kubeadm join: timed out" in by_step["joined"]["comment"]
+    rows = {r["step"]: r for r in brine_report.summary(records, plan)}
+    assert rows["nodes-ready"]["result"] == "not run" and rows["joined"]["result"] == "failed"
