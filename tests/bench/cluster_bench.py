@@ -11,7 +11,8 @@ machine outside the inventory:
   ``cluster.node_add``'s own duration;
 - the API load balancer while master1's API server dies: 1000 requests through
   127.0.0.1:6443 on worker1 (attempted, failed, p50/p99 latency);
-- memory: salt-minion and the LB's nginx on every node, salt-master on the masters (RSS).
+- memory: salt-minion and the LB's nginx on every node, salt-master on the masters
+  (PSS, the processes' own share, and RSS, shared pages counted in each).
 
 Run as root from the repository root, after ``make bundle``:
 
@@ -176,14 +177,28 @@ def lb_under_dying_master(cluster: TestCluster, count: int = 1000) -> dict:
     return result
 
 
+#: Per process group: how many processes, their RSS summed, and their PSS summed (shared
+#: pages divided among the processes sharing them: the group's real footprint).
+MEMORY_OF = r"""
+for pid in $(pgrep -f "$1"); do
+  case "$(cat /proc/$pid/comm 2>/dev/null)" in sh|bash|nsenter|pgrep|"") continue;; esac  # this script's own
+  awk -v pid=$pid '/^Rss:/ {r=$2} /^Pss:/ {p=$2} END {print pid, r, p}' /proc/$pid/smaps_rollup 2>/dev/null
+done
+"""
+
+
 def memory(cluster: TestCluster) -> dict:
+    """MiB per node and process group: ``{"salt-minion": {"processes", "rss", "pss"}, ...}``."""
     found = {}
     for node in [n["name"] for n in cluster.nodes]:
         sizes = {}
-        for what, pattern in (("salt-minion", "salt-minion"), ("salt-master", "salt-master"), ("lb-nginx", "nginx")):
-            out = run_on(cluster, node, f"pgrep -f '{pattern}' | xargs -r ps -o rss= -p").stdout.split()
-            if out:
-                sizes[what] = round(sum(int(v) for v in out) / 1024, 1)
+        for what, pattern in (("salt-minion", "bin/salt-minion"), ("salt-master", "bin/salt-master"),
+                              ("lb-nginx", "nginx: ")):
+            rows = [line.split() for line in run_on(cluster, node, f"sh -s '{pattern}'", input=MEMORY_OF)
+                    .stdout.splitlines() if len(line.split()) == 3]
+            if rows:
+                sizes[what] = {"processes": len(rows), "rss": round(sum(int(r[1]) for r in rows) / 1024, 1),
+                               "pss": round(sum(int(r[2]) for r in rows) / 1024, 1)}
         found[node] = sizes
     return found
 
@@ -203,6 +218,7 @@ def bench_size(masters: int, workers: int, octet: int, keep: bool) -> dict:
         log(f"{name}: {what}")
         try:
             figures[key] = measure()
+            log(f"{name}: {what}: {json.dumps(figures[key])[:3000]}")
         except Exception as error:  # noqa: BLE001 - a bench reports, it does not stop
             figures[key] = {"error": f"{type(error).__name__}: {str(error)[:2000]}"}
             log(f"{name}: {what} failed: {figures[key]['error'][:300]}")
@@ -229,9 +245,10 @@ def table(figures: dict) -> str:
     lb = figures["lb"] if "lb" not in broken else empty
     onb = figures["onboarding"] if "onboarding" not in broken else empty
     mem = figures["memory_mib"] if "memory_mib" not in broken else empty
-    minion = max((v.get("salt-minion", 0) for v in mem.values()), default=0)
-    nginx = max((v.get("lb-nginx", 0) for v in mem.values()), default=0)
-    master = max((v.get("salt-master", 0) for v in mem.values()), default=0)
+    def most(what: str, kind: str) -> float:
+        return max((v[what][kind] for v in mem.values() if what in v), default=0)
+
+    minion, nginx, master = (f"{most(w, 'pss')} ({most(w, 'rss')})" for w in ("salt-minion", "lb-nginx", "salt-master"))
     rows = [
         ("deploy from bare nodes (s)", d["seconds"]),
         ("deploy again, no-op (s) / states changed", f"{again['seconds']} / {sum(c for _, _, c in again['steps'])}"),
@@ -243,7 +260,7 @@ def table(figures: dict) -> str:
         ("cluster.node_add of one worker (s)", onb.get("node_add_s")),
         ("LB, master1 API server dying: failed / attempted", f"{lb.get('failed')} / {lb.get('attempted')}"),
         ("LB latency p50 / p99 (ms)", f"{lb.get('p50_ms')} / {lb.get('p99_ms')}"),
-        ("RSS max: salt-minion / LB nginx / salt-master (MiB)", f"{minion} / {nginx} / {master}"),
+        ("max PSS (RSS) MiB: salt-minion / LB nginx / salt-master", f"{minion} / {nginx} / {master}"),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"size {figures['size']} ({figures['nodes']} nodes)"]
