@@ -139,9 +139,14 @@ def onboard_spare(env: SaltEnv, cluster: TestCluster, name: str) -> dict:
             ready = time.monotonic() - started
             break
         time.sleep(1)
-    jobs = run_on(cluster, "master1", f"cat /srv/brine/state/clusters/{name}/jobs/*/job.json").stdout
-    records = [json.loads(part) for part in re.findall(r"\{.*?\n\}", jobs, re.S)]
-    job = next((r for r in records if r.get("kind") == "node_add" and r.get("subject") == spare_name), {})
+    job: dict = {}
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and job.get("state") not in ("done", "failed"):
+        # The node is Ready during the job's last steps: wait for the job's end.
+        jobs = run_on(cluster, "master1", f"cat /srv/brine/state/clusters/{name}/jobs/*/job.json").stdout
+        records = [json.loads(part) for part in re.findall(r"\{.*?\n\}", jobs, re.S)]
+        job = next((r for r in records if r.get("kind") == "node_add" and r.get("subject") == spare_name), {})
+        time.sleep(0 if job.get("state") in ("done", "failed") else 2)
 
     def since_start(stamp):
         import datetime
