@@ -176,8 +176,9 @@ def timeline_png(steps: list[dict[str, Any]], plan: list[str], title: str) -> by
 
 
 def html_report(job: dict[str, Any], steps: list[dict[str, Any]], plan: list[str], facts: dict[str, str],
-                png: bytes | None, svg: str = "") -> str:
-    """The whole report as one HTML page (the timeline embedded), see the module's docstring."""
+                timeline_mime: str, timeline: bytes) -> str:
+    """The whole report as one HTML page (the timeline, of type ``timeline_mime``,
+    embedded), see the module's docstring."""
     rows = summary(steps, plan)
     esc = html.escape
     parts = [
@@ -196,9 +197,8 @@ def html_report(job: dict[str, Any], steps: list[dict[str, Any]], plan: list[str
         parts.append(f"<tr><th>{esc(str(key))}</th><td>{esc(str(value))}</td></tr>")
     parts.append("</table>")
     parts.append("<h2>Timeline</h2>")
-    mime, data = ("image/png", png) if png else ("image/svg+xml", svg.encode())
-    parts.append(f"<img id='timeline' alt='per-node, per-step timeline' src='data:{mime};base64,"
-                 f"{base64.b64encode(data).decode()}'>")
+    parts.append(f"<img id='timeline' alt='per-node, per-step timeline' src='data:{timeline_mime};base64,"
+                 f"{base64.b64encode(timeline).decode()}'>")
     parts.append("<h2>Steps</h2><table id='steps'><tr><th>step</th><th>result</th><th>changed</th>"
                  "<th>started</th><th>seconds</th><th>nodes</th></tr>")
     for row in rows:
@@ -242,10 +242,11 @@ def write(job_folder: str, job: dict[str, Any], plan: list[str], facts: dict[str
         record["comment"] = scrub(str(record.get("comment") or ""), secrets)
     title = f"{job.get('kind', 'job')} {job.get('id', '')}"
     png = timeline_png(steps, plan, title)
-    svg = "" if png else timeline_svg(steps, plan, title)
-    page = scrub(html_report(job, steps, plan, facts, png, svg), secrets)
+    timeline_name, mime, timeline = ((TIMELINE, "image/png", png) if png else
+                                     (TIMELINE_SVG, "image/svg+xml", timeline_svg(steps, plan, title).encode()))
+    page = scrub(html_report(job, steps, plan, facts, mime, timeline), secrets)
     paths = []
-    for name, data in (((TIMELINE, png) if png else (TIMELINE_SVG, svg.encode())), (REPORT, page.encode())):
+    for name, data in ((timeline_name, timeline), (REPORT, page.encode())):
         path = os.path.join(job_folder, name)
         fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
