@@ -40,14 +40,18 @@ cluster's env and inventory as written.
   with a key of its own); each master also the masters' key (``master_pem``), every
   inventory node's minion public key (``minion_pubs``: minion id -> key, so they
   are accepted without ``auto_accept``) and the cluster's deploy-side state
-  (``cluster_state``: the files under ``pki/`` and ``secrets/`` by relative path),
-  from which its own salt-master serves this cluster's pillar.
+  (``cluster_state``: the files under ``pki/`` and ``secrets/``, by path under
+  ``state/clusters/``), from which its own salt-master serves this cluster's
+  pillar. The masters of a control cluster (``env.day2.control``) also get
+  every other valid cluster's state, its known_hosts and its SSH private key
+  (``<cluster>/ssh/private_key``): they deploy those clusters over salt-ssh.
 
 ``brine_day2``
     Public facts for the day-2 agent: the masters' addresses, the sha256
     fingerprint of their key (every minion checks it), and env.day2; on masters
     also the pillar their salt-master serves (``pillar_files``: top.sls and this
-    cluster's files as written on the deploy side).
+    cluster's files as written on the deploy side; on a control cluster's
+    masters every valid cluster's).
 
 States write these to 0600 files with ``show_changes: False``; nothing here is
 ever printed or logged.
@@ -140,7 +144,10 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
             **full["env"]["day2"],
         }
         if "master" in this["roles"]:
-            extra["brine_day2"]["pillar_files"] = _pillar_files(cluster)
+            managed = _managed_clusters(cluster) if full["env"]["day2"]["control"] else {}
+            extra["brine_day2"]["pillar_files"] = _pillar_files([cluster, *managed])
+            if managed:
+                agent["cluster_state"].update(_managed_state_files(managed))
     if kubernetes:
         secrets["kubernetes"] = kubernetes
         extra["brine_kubeadm"] = _kubeadm(full, this, kubernetes)
@@ -217,23 +224,65 @@ def _salt_secrets(state, full, node, cluster):
             if os.path.isfile(path):
                 pubs[f"{entry['name']}.{cluster}"] = _read(path)
         found["minion_pubs"] = pubs
-        found["cluster_state"] = _state_files(state)
+        found["cluster_state"] = _state_files(state, cluster)
     return found
 
 
-def _pillar_files(cluster):
-    """The pillar a cluster's own salt-master serves, by path under its pillar root: top.sls and this cluster's files."""
+def _pillar_files(clusters):
+    """The pillar a cluster's own salt-master serves, by path under its pillar root: top.sls and these clusters' files."""
     root = brine_cluster.pillar_root(__opts__)
     files = {"top.sls": _read(os.path.join(root, "top.sls"))}
-    folder = os.path.join(root, "clusters", cluster)
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".sls"):
-            files[f"clusters/{cluster}/{name}"] = _read(os.path.join(folder, name))
+    for cluster in clusters:
+        folder = os.path.join(root, "clusters", cluster)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".sls"):
+                files[f"clusters/{cluster}/{name}"] = _read(os.path.join(folder, name))
     return files
 
 
-def _state_files(state):
-    """The text files under ``pki/`` and ``secrets/`` of a cluster's state folder, by relative path."""
+def _managed_clusters(control):
+    """
+    The clusters a control cluster's masters deploy: every other cluster declared
+    here whose pillar validates, by name (its :class:`brine_cluster.Cluster`).
+    """
+    if "renderers" not in _CACHE:
+        import salt.loader  # pylint: disable=import-outside-toplevel
+
+        _CACHE["renderers"] = salt.loader.render(__opts__, __salt__)
+    found = {}
+    for name in brine_cluster.cluster_names(__opts__):
+        if name == control:
+            continue
+        loaded = brine_cluster.load(__opts__, name, renderers=_CACHE["renderers"])
+        if loaded.valid:
+            found[name] = loaded
+        else:
+            log.warning("cluster %s is left off control cluster %s's masters: its pillar does not validate "
+                        "(salt-run cluster.validate %s)", name, control, name)
+    return found
+
+
+def _managed_state_files(managed):
+    """
+    What a control cluster's masters need to deploy each cluster of ``managed``
+    over salt-ssh, by path under ``state/clusters/``: its secrets and PKI (when
+    made here already; else the control masters make them), its known_hosts,
+    and the private key of env.ssh (as ``<name>/ssh/private_key``).
+    """
+    files = {}
+    for name, loaded in managed.items():
+        files.update(_state_files(loaded.state_dir, name))
+        for source, target, fix in ((loaded.known_hosts, "known_hosts", f"salt-run cluster.trust {name}"),
+                                    (loaded.private_key, "ssh/private_key", "env.ssh.private_key: a readable key")):
+            try:
+                files[f"{name}/{target}"] = _read(source)
+            except (OSError, UnicodeDecodeError):
+                log.warning("cluster %s has no %s here (%s): the control masters cannot reach it", name, target, fix)
+    return files
+
+
+def _state_files(state, cluster):
+    """The text files under ``pki/`` and ``secrets/`` of a cluster's state folder, by path under ``state/clusters/``."""
     files = {}
     for top in ("pki", "secrets"):
         for folder, _, names in os.walk(os.path.join(state, top)):
@@ -242,7 +291,7 @@ def _state_files(state):
                     continue
                 path = os.path.join(folder, name)
                 try:
-                    files[os.path.relpath(path, state)] = _read(path)
+                    files[f"{cluster}/{os.path.relpath(path, state)}"] = _read(path)
                 except (OSError, UnicodeDecodeError):
                     log.info("%s left out of the cluster state for the masters", path)
     return files

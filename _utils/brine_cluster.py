@@ -37,6 +37,9 @@ class Cluster:
     state_dir: str
     repo_root: str
     problems: list[brine_pillar.Problem] = field(default_factory=list)
+    #: On a control cluster's masters (``brine_ssh_keys_in_state``) the SSH key of
+    #: env.ssh is Brine's copy in the state folder, not the path the pillar names.
+    key_in_state: bool = False
 
     @property
     def valid(self) -> bool:
@@ -97,6 +100,8 @@ class Cluster:
 
     @property
     def private_key(self) -> str:
+        if self.key_in_state:
+            return os.path.join(self.state_dir, "ssh", "private_key")
         return os.path.join(self.repo_root, os.path.expanduser(self.env["ssh"]["private_key"]))
 
     @property
@@ -167,7 +172,7 @@ def load(opts: dict[str, Any], name: str, renderers: Any = None) -> Cluster:
     folder = os.path.join(pillar_root(opts), "clusters", str(name))
     cluster = Cluster(
         name=str(name), pillar={}, state_dir=os.path.join(state_root(opts), "clusters", str(name)),
-        repo_root=repo_root(opts),
+        repo_root=repo_root(opts), key_in_state=bool(opts.get("brine_ssh_keys_in_state")),
     )
     if not brine_pillar.RFC1123_LABEL.match(str(name)) or not os.path.isdir(folder):
         known = ", ".join(cluster_names(opts)) or "none yet"

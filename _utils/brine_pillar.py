@@ -219,6 +219,12 @@ class Day2(_Strict):
         description="true: the scheduled highstate only reports drift (test=True) and changes nothing; "
         "false (default): it puts every drifted setting back",
     )
+    control: bool = Field(
+        False,
+        description="true: this is the control cluster - its masters also hold every other cluster declared "
+        "beside it (pillar, secrets, SSH key, known_hosts) and deploy them over salt-ssh (salt-run "
+        "state.orchestrate cluster.deploy on a master); false (default): its masters hold its own pillar only",
+    )
     cert_warn_days: int = Field(
         30, ge=1, le=365,
         description="a daily check on every node warns (event brine/certs/expiring, cluster.status) when a "
@@ -452,6 +458,11 @@ def _cross_field_problems(data: dict[str, Any], folder_name: str | None) -> list
             Problem("env.name", f"'{name}' differs from the cluster's folder '{folder_name}'",
                     f"the folder name, '{folder_name}', or rename the folder")
         )
+
+    if _get(env, "day2", "control") is True and _get(env, "day2", "agent") is False:
+        problems.append(Problem("env.day2.control", "is true but env.day2.agent is false: a control cluster deploys "
+                                "the others from its masters' salt-master, which the agent installs",
+                                "env.day2.agent: true, or env.day2.control: false"))
 
     version = _get(env, "kubernetes_version")
     if version is not None:

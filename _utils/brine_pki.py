@@ -283,7 +283,9 @@ def ensure_registry_credentials(path: str) -> tuple[dict[str, str], bool]:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle), False
     password = secrets.token_urlsafe(24)
-    import bcrypt  # deploy side only: the cluster's masters (day-2 agent) have no bcrypt and never make these
+    # Made where a cluster is deployed from (the deploy node, or a control cluster's masters,
+    # whose agent venv has bcrypt from the bundle); salt-ssh's thin on the nodes has none.
+    import bcrypt
 
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
     credentials = {"username": REGISTRY_USER, "password": password, "htpasswd": f"{REGISTRY_USER}:{hashed}"}

@@ -347,5 +347,6 @@ cluster-report-written:
   brine_cluster.report_written:
     - cluster: {{ cluster | json }}
     - job: {{ job | json }}
-    - plan: {{ (steps[:last + 1] if workers else steps[:last + 1] | reject('equalto', 'workers') | list) | json }}
+    {#- Steps with nothing to do record nothing: masters with one master, workers with none. #}
+    - plan: {{ steps[:last + 1] | reject('in', ([] if masters | length > 1 else ['masters']) + ([] if workers else ['workers'])) | list | json }}
     - order: last

@@ -2,8 +2,10 @@
     cluster.deploy's agent step, never by a highstate, which cannot fetch the
     payload from itself): Brine's states and modules (the payload the deploy
     side packs: salt-run cluster.agent_payload), this cluster's pillar as
-    declared on the deploy side, and its secrets (0600). A new payload restarts
-    a running salt-master. -#}
+    declared on the deploy side, and its secrets (0600); on a control cluster's
+    masters (env.day2.control) also every other valid cluster's pillar, secrets,
+    known_hosts and SSH key, from which they deploy those clusters. A new
+    payload restarts a running salt-master. -#}
 {%- from "day2/map.jinja" import day2 with context %}
 {%- if day2.is_master and pillar.env.day2.agent %}
 {%- set files = pillar.get('brine_day2', {}).get('pillar_files', {}) %}
@@ -37,7 +39,7 @@ day2-pillar-{{ name }}-managed:
 
 day2-cluster-state-{{ path }}-managed:
   file.managed:
-    - name: {{ day2.root }}/state/clusters/{{ day2.cluster }}/{{ path }}
+    - name: {{ day2.root }}/state/clusters/{{ path }}
     - contents_pillar: brine_secrets:salt:cluster_state:{{ path }}
     - mode: "0600"
     - makedirs: True

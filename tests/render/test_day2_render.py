@@ -8,7 +8,9 @@ checkout. Nothing here connects to any machine.
 
 import hashlib
 import io
+import json
 import os
+import shutil
 import tarfile
 
 import brine_day2
@@ -139,3 +141,98 @@ def test_cluster_list_shows_every_declared_cluster_with_its_version_and_nodes(en
     assert proc.stdout.splitlines()[0].split() == ["cluster", "version", "masters", "workers", "pillar", "last", "job"]
     assert rows["demo"][1:5] == ["1.37.2", "3", "2", "valid"]
     assert "example" in rows
+
+
+# --- the control cluster: its masters hold every other cluster and deploy it ---
+
+USER_CLUSTER = "userc"
+
+
+@pytest.fixture(scope="module")
+def control_env(tmp_path_factory):
+    """demo as the control cluster (env.day2.control), beside it a user cluster of its own
+    network with an SSH key and known_hosts, and a cluster whose pillar does not validate."""
+    root = tmp_path_factory.mktemp("control")
+    salt_env = SaltEnv(str(root))
+    salt_env.edit("demo", "env.sls", lambda data: data["env"].setdefault("day2", {}).update(control=True))
+    shutil.rmtree(os.path.join(salt_env.pillar, "clusters", "example"))
+    key = root / "user-key"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n")
+    for name in (USER_CLUSTER, "broken"):
+        shutil.copytree(os.path.join(salt_env.pillar, "clusters", "demo"), os.path.join(salt_env.pillar, "clusters", name))
+
+    def user_env(data):
+        data["env"].update(name=USER_CLUSTER, day2={"control": False})
+        data["env"]["networks"]["node"] = "10.78.0.0/24"
+        data["env"]["bundle"].update(url="http://10.78.0.1:8080/", registry="10.78.0.1:5000")
+        data["env"]["ssh"]["private_key"] = str(key)
+
+    def user_inventory(data):
+        for node in data["inventory"]["nodes"]:
+            node["address"] = node["address"].replace("10.77.", "10.78.")
+
+    salt_env.edit(USER_CLUSTER, "env.sls", user_env)
+    salt_env.edit(USER_CLUSTER, "inventory.sls", user_inventory)
+    salt_env.edit("broken", "env.sls", lambda data: data["env"].update(name="not-its-folder"))
+    os.makedirs(os.path.join(salt_env.state, "clusters", USER_CLUSTER), exist_ok=True)
+    with open(salt_env.known_hosts(USER_CLUSTER), "w", encoding="utf-8") as handle:
+        handle.write("10.78.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEbrinetestkeyonlyforrender\n")
+    for name in ("demo", USER_CLUSTER):
+        assert salt_env.salt_run("cluster.secrets", name).returncode == 0
+    assert salt_env.salt_run("cluster.agent_payload", "demo").returncode == 0
+    return salt_env, str(key)
+
+
+@pytest.fixture(scope="module")
+def control_opts(control_env):
+    return salt.config.master_config(os.path.join(control_env[0].config_dir, "master"))
+
+
+def test_a_control_master_holds_every_valid_cluster_with_its_key_and_known_hosts(control_env, control_opts):
+    salt_env, key = control_env
+    low = brine_render.low_chunks(control_opts, "master1.demo", ["day2.payload"])
+    managed = {c["name"]: c for c in low if c["state"] == "file" and c["fun"] == "managed"}
+    assert {p for p in managed if p.startswith("/srv/brine/pillar/")} == {
+        "/srv/brine/pillar/top.sls", "/srv/brine/pillar/clusters/demo/env.sls",
+        "/srv/brine/pillar/clusters/demo/inventory.sls", f"/srv/brine/pillar/clusters/{USER_CLUSTER}/env.sls",
+        f"/srv/brine/pillar/clusters/{USER_CLUSTER}/inventory.sls"}
+    user_state = f"/srv/brine/state/clusters/{USER_CLUSTER}/"
+    files = {p[len(user_state):]: c for p, c in managed.items() if p.startswith(user_state)}
+    assert {"ssh/private_key", "known_hosts", "pki/kubernetes/ca.key", "secrets/bootstrap-token"} <= set(files)
+    assert all(c["mode"] == "0600" and c["show_changes"] is False for c in files.values())
+    assert not any("/broken/" in p for p in managed), "a cluster whose pillar does not validate is left out"
+    proc = salt_env.salt_run("pillar.show_pillar", "master1.demo", "--out=json")
+    written = json.loads(proc.stdout)["brine_secrets"]["salt"]["cluster_state"]
+    assert written[f"{USER_CLUSTER}/ssh/private_key"] == read(key)
+    assert written[f"{USER_CLUSTER}/known_hosts"] == read(salt_env.known_hosts(USER_CLUSTER))
+    assert "demo/pki/kubernetes/ca.key" in written
+
+
+def test_a_control_master_deploys_over_salt_ssh_with_keys_from_its_state(control_opts):
+    config = yaml.safe_load(files_of(control_opts, "master1.demo")["/etc/salt/master.d/brine.conf"].text)
+    assert config["roster"] == "brine"
+    assert config["brine_ssh_keys_in_state"] is True
+    assert config["ignore_host_keys"] is False and config["no_host_keys"] is False
+    assert "/srv/brine/state/fileserver" in config["file_roots"]["base"]
+    assert config["brine_cluster_master"] == "demo"
+
+
+def test_a_user_clusters_masters_hold_only_their_own(control_opts):
+    low = brine_render.low_chunks(control_opts, f"master1.{USER_CLUSTER}", ["day2.payload"])
+    names = [c["name"] for c in low if c["state"] == "file" and c["fun"] == "managed"]
+    assert {p for p in names if p.startswith("/srv/brine/pillar/")} == {
+        "/srv/brine/pillar/top.sls", f"/srv/brine/pillar/clusters/{USER_CLUSTER}/env.sls",
+        f"/srv/brine/pillar/clusters/{USER_CLUSTER}/inventory.sls"}
+    assert all(p.startswith(f"/srv/brine/state/clusters/{USER_CLUSTER}/pki/") or
+               p.startswith(f"/srv/brine/state/clusters/{USER_CLUSTER}/secrets/")
+               for p in names if p.startswith("/srv/brine/state/"))
+    config = yaml.safe_load(files_of(control_opts, f"master1.{USER_CLUSTER}")["/etc/salt/master.d/brine.conf"].text)
+    assert "roster" not in config and "brine_ssh_keys_in_state" not in config
+    assert "/srv/brine/state/fileserver" not in config["file_roots"]["base"]
+
+
+def test_a_master_of_the_default_cluster_holds_no_other_cluster_and_no_ssh_key(opts):
+    low = brine_render.low_chunks(opts, "master1.demo", ["day2.payload"])
+    state = [c["name"] for c in low if c["state"] == "file" and c["name"].startswith("/srv/brine/state/")]
+    assert state and all(path.startswith("/srv/brine/state/clusters/demo/pki/") or
+                         path.startswith("/srv/brine/state/clusters/demo/secrets/") for path in state)

@@ -10,6 +10,7 @@ here connects to any machine.
 import json
 import os
 import shlex
+import shutil
 
 import brine_render
 import pytest
@@ -149,6 +150,19 @@ def test_deploy_applies_etcd_to_the_members(env):
 
     # It runs only once the file server it installs from is up (and after whatever the lead chains before it).
     assert "cluster-bundle-served" in before("cluster-etcd-healthy")
+    # The job's report expects every step, masters' and workers' joins included.
+    assert {"masters", "workers"} <= set(steps["cluster-report-written"]["plan"])
+
+
+def test_a_one_master_cluster_without_workers_plans_no_join_steps(env):
+    """A lone master joins no other master and no worker: the job, which marks itself
+    failed for any planned step that recorded nothing, must not expect them."""
+    shutil.copytree(os.path.join(env.pillar, "clusters", "demo"), os.path.join(env.pillar, "clusters", "solo"))
+    env.edit("solo", "env.sls", lambda data: data["env"].update(name="solo"))
+    env.edit("solo", "inventory.sls", lambda data: data["inventory"].update(nodes=data["inventory"]["nodes"][:1]))
+    plan = show(env, "cluster.deploy", {"cluster": "solo"})["cluster-report-written"]["plan"]
+    assert "masters" not in plan and "workers" not in plan
+    assert plan[0] == "validate" and plan[-1] == "agent"
 
 
 def test_the_restore_orchestrate_targets_the_members(env):

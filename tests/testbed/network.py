@@ -90,3 +90,15 @@ def remove_network(cluster: str) -> None:
         (NETNS_DIR / netns).unlink(missing_ok=True)  # a file left without its mount
     for link in cluster_links(cluster):
         sh(["ip", "link", "delete", link], check=False)
+
+
+def attach_node(netns: str, bridge: str, host_end: str, address: str, prefixlen: int) -> bool:
+    """Give the node of ``netns`` a second interface, ``eth1`` with ``address``, on another cluster's
+    ``bridge`` (its host end ``host_end``); False when it has one already."""
+    if sh(["ip", "-n", netns, "link", "show", "eth1"], check=False).returncode == 0:
+        return False
+    sh(["ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth1", "netns", netns])
+    sh(["ip", "link", "set", host_end, "master", bridge, "up"])
+    sh(["ip", "-n", netns, "addr", "add", f"{address}/{prefixlen}", "dev", "eth1"])
+    sh(["ip", "-n", netns, "link", "set", "eth1", "up"])
+    return True

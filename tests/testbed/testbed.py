@@ -24,11 +24,13 @@ from .spec import (
     STATE_ROOT,
     ClusterSpec,
     NodeSpec,
+    bridge_name,
     load_spec,
     lock_path,
     netns_name,
     netns_prefix,
     state_dir,
+    veth_name,
 )
 from .system import (
     POWEROFF,
@@ -571,6 +573,18 @@ class Testbed:
             {**node.as_dict(), "pid1": _node_pid1(self.cluster, node.name), "state": self._system_state(node.name)}
             for node in self.spec.machines
         ]
+
+    def attach(self, node: str, other: Testbed, host_number: int) -> str:
+        """Put ``node`` on ``other``'s network as well (a second interface, address
+        ``<other's network>.<host_number>``), as a machine room routes a control cluster's
+        masters to every other cluster's reachable servers; ``other``'s firewalls still
+        take SSH from outside their cluster only on the jump host and the deploy node.
+        Gone when either cluster goes down. Returns the address."""
+        address = str(other.spec.network.network_address + host_number)
+        added = network.attach_node(netns_name(self.cluster, node), bridge_name(other.cluster),
+                                    veth_name(other.cluster, host_number), address, other.spec.prefixlen)
+        self.log(f"{self.cluster}/{node}: {'on' if added else 'already on'} {other.cluster}'s network as {address}")
+        return address
 
     # --- down ---------------------------------------------------------------------------
 

@@ -202,6 +202,8 @@ CASES = [
     ("docker-on-current-kubernetes", [("env.runtime", "docker")], "env.runtime", "needs cri-dockerd"),
     ("node-named-deploy", [("inventory.nodes[3].name", "deploy")], "inventory.nodes[3].name", "deploy node's name"),
     ("empty-inventory", [("inventory.nodes", [])], "inventory.nodes", "is empty"),
+    ("control-without-agent", [("env.day2", {"agent": False, "control": True})], "env.day2.control",
+     "env.day2.agent is false"),
 ]
 
 

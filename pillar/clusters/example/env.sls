@@ -66,6 +66,9 @@ env:
     highstate_minutes: 30
     report_only: false
     cert_warn_days: 30
+    # true makes this the control cluster: its masters also hold every other
+    # cluster declared here and deploy them (docs/day2.md, "Many clusters").
+    control: false
   # cluster.upgrade: workers drained and upgraded two at a time.
   upgrade:
     worker_batch: 2
