@@ -214,8 +214,12 @@ def bench_size(masters: int, workers: int, octet: int, keep: bool) -> dict:
     env = SaltEnv(root)
     cluster = TestCluster(env, name, third_octet=octet, masters=masters, workers=workers, kubernetes="built",
                           spares=("spare1",))
-    figures: dict = {"size": f"{masters}+{workers}", "nodes": masters + workers}
-    log(f"{name}: testbed up")
+    # Past ten nodes the testbed's default tmpfs for the nodes' writable layers (half the
+    # RAM) runs out: the nodes' layers go on the host's disk instead.
+    layers = "disk" if masters + workers > 10 else "tmpfs"
+    os.environ["BRINE_TESTBED_LAYERS"] = layers
+    figures: dict = {"size": f"{masters}+{workers}", "nodes": masters + workers, "testbed_layers": layers}
+    log(f"{name}: testbed up (node layers on {layers})")
     cluster.up()
 
     def phase(key: str, what: str, measure) -> None:

@@ -266,8 +266,13 @@ class Testbed:
             client_key = self._ensure_client_key()
             self.state_dir.mkdir(parents=True)
             layers = self.state_dir / "layers"
-            layers.mkdir()
-            sh(["mount", "-t", "tmpfs", "-o", "mode=0700", f"brine-testbed-{self.cluster}", layers])
+            layers.mkdir(mode=0o700)
+            # Each node's writable layer: a tmpfs by default (fast; the kernel's default
+            # size, half the RAM, shared by the cluster's nodes: about ten real Kubernetes
+            # nodes). BRINE_TESTBED_LAYERS=disk keeps them on the host's disk instead,
+            # for larger clusters (the bench's 3+12).
+            if os.environ.get("BRINE_TESTBED_LAYERS", "tmpfs") != "disk":
+                sh(["mount", "-t", "tmpfs", "-o", "mode=0700", f"brine-testbed-{self.cluster}", layers])
             host_keys = {node.name: self._prepare_node(node, rootfs, layers, client_key) for node in self.spec.machines}
             known_hosts = "".join(f"{self.spec.node(name).address} {key}\n" for name, key in host_keys.items())
             for node in self.spec.machines:
