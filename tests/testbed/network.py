@@ -58,10 +58,7 @@ def create_node_network(spec: ClusterSpec, node: NodeSpec, ruleset: Path) -> tup
     netns = netns_name(spec.name, node.name)
     veth = veth_name(spec.name, node.index)
     sh(["ip", "netns", "add", netns])
-    sh(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
-    sh(["ip", "link", "set", veth, "master", bridge_name(spec.name), "up"])
-    sh(["ip", "-n", netns, "addr", "add", f"{node.address}/{spec.prefixlen}", "dev", "eth0"])
-    sh(["ip", "-n", netns, "link", "set", "eth0", "up"])
+    _plug(netns, "eth0", bridge_name(spec.name), veth, node.address, spec.prefixlen)
     sh(["ip", "-n", netns, "link", "set", "lo", "up"])
     sh(["ip", "netns", "exec", netns, "nft", "-f", ruleset])
     return netns, veth
@@ -97,8 +94,13 @@ def attach_node(netns: str, bridge: str, host_end: str, address: str, prefixlen:
     ``bridge`` (its host end ``host_end``); False when it has one already."""
     if sh(["ip", "-n", netns, "link", "show", "eth1"], check=False).returncode == 0:
         return False
-    sh(["ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth1", "netns", netns])
-    sh(["ip", "link", "set", host_end, "master", bridge, "up"])
-    sh(["ip", "-n", netns, "addr", "add", f"{address}/{prefixlen}", "dev", "eth1"])
-    sh(["ip", "-n", netns, "link", "set", "eth1", "up"])
+    _plug(netns, "eth1", bridge, host_end, address, prefixlen)
     return True
+
+
+def _plug(netns: str, interface: str, bridge: str, host_end: str, address: str, prefixlen: int) -> None:
+    """A veth pair from ``bridge`` (its end ``host_end``) into ``netns`` as ``interface``, with ``address``, up."""
+    sh(["ip", "link", "add", host_end, "type", "veth", "peer", "name", interface, "netns", netns])
+    sh(["ip", "link", "set", host_end, "master", bridge, "up"])
+    sh(["ip", "-n", netns, "addr", "add", f"{address}/{prefixlen}", "dev", interface])
+    sh(["ip", "-n", netns, "link", "set", interface, "up"])
