@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import brine_agent_archive
 import brine_manifest
 import brine_oci
 from brine_bundle_layout import BUNDLE_ROOT, CHUNK, INDEX, SUMS, sha256_file
@@ -297,6 +298,10 @@ def build(manifest: Manifest, source: Source, output: str, pin_unpinned: bool = 
         })
     if problems:
         raise BundleError("\n".join(problems))
+    if brine_agent_archive.carried(manifest):
+        entries.append(_agent_entry(manifest, root, os.path.dirname(os.path.abspath(output)), progress))
+    else:
+        progress("no day-2 agent: the manifest carries no salt sdist and node wheels")
 
     debs = os.path.join(root, "debs")
     if os.path.isdir(debs):
@@ -320,6 +325,24 @@ def build(manifest: Manifest, source: Source, output: str, pin_unpinned: bool = 
                f"{_mib(size).strip()} in {seconds:.1f} s -> {output}")
     progress(summary)
     return BuildResult(output, identity, size, len(entries), fetched, cached, seconds, [summary])
+
+
+def _agent_entry(manifest: Manifest, root: str, cache_parent: str, progress: Progress) -> dict[str, Any]:
+    """
+    The day-2 agent prebuilt from the verified wheels and sdist (:mod:`brine_agent_archive`),
+    shared between the bundles built beside each other through ``<cache_parent>/agent-cache``.
+    """
+    began = time.monotonic()
+    try:
+        relative = brine_agent_archive.build(manifest, root, cache=os.path.join(cache_parent, "agent-cache"))
+    except (brine_agent_archive.AgentArchiveError, OSError, subprocess.SubprocessError) as error:
+        raise BundleError(str(error)) from error
+    path = os.path.join(root, relative)
+    size = os.path.getsize(path)
+    _, sdist = brine_agent_archive.inputs(manifest)
+    progress(f"[agent] salt {sdist.version} with the node wheels {_mib(size)}  {time.monotonic() - began:.1f} s")
+    return {"kind": "agent", "name": "salt-agent", "version": sdist.version, "arch": "amd64", "url": "",
+            "path": relative, "sum": sha256_file(path), "size": size, "consumers": ["node"]}
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -11,6 +11,8 @@ Layout of a bundle (a tar of one folder ``brine-bundle/``)::
     binaries/<name>/<version>/<arch>/<file>
     images/<registry>/<repo>/<tag>.oci.tar      OCI archives
     wheels/*.whl, files/*
+    agent/salt-agent-<salt>-cp311-<hash>.tar.gz (+ .sha256): the day-2 agent prebuilt
+                        from the wheels and salt's sdist (brine_agent_archive)
 """
 
 from __future__ import annotations

@@ -76,9 +76,9 @@ day2-master-running:
     - name: salt-master
     - enable: True
     - require:
-      - cmd: day2-salt-installed
       - module: day2-master-unit-installed
     - watch:
+      - cmd: day2-salt-installed
       - file: day2-master-key-managed
       - file: day2-master-configured
       - file: day2-master-unit-installed

@@ -59,9 +59,9 @@ day2-minion-running:
     - name: salt-minion
     - enable: True
     - require:
-      - cmd: day2-salt-installed
       - module: day2-minion-unit-installed
     - watch:
+      - cmd: day2-salt-installed
 {%- if made_key %}
       - file: day2-minion-key-managed
 {%- endif %}

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,7 +94,7 @@ def registry_password(env):
 def test_bundle_verifies(env, bundle):
     proc = env.salt_run("bundle.verify", bundle)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"bundle \w{16} \(1\.37, v1\.37\.2\): verified 5 binaries, \d+ debs, 1 file, 7 images, \d+ wheels",
+    assert re.search(r"bundle \w{16} \(1\.37, v1\.37\.2\): verified 1 agent, 5 binaries, \d+ debs, 1 file, 7 images, \d+ wheels",
                      proc.stdout), proc.stdout
 
 
@@ -176,6 +177,23 @@ def test_an_unauthenticated_pull_is_refused(worker):
 def test_node_states_are_idempotent(worker, env):
     proc = env.salt_ssh("worker1.demo", "state.apply", "offline_repo,bundle_ca,containerd", "--state-output=terse")
     assert proc.returncode == 0 and "(changed=" not in proc.stdout, proc.stdout[-3000:]
+
+
+def test_a_node_installs_the_prebuilt_agent_and_runs_no_pip(worker, env):
+    started = time.monotonic()
+    proc = env.salt_ssh("worker1.demo", "state.apply", "day2.installed", "--state-output=terse")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    print(f"\nFIGURE prebuilt agent fetched, checked and unpacked on a node over salt-ssh (s): "
+          f"{time.monotonic() - started:.1f}")
+    assert worker.run("worker1", "/opt/brine/salt/bin/salt-call --version").stdout.split() == [
+        "salt-call", "3008.4", "(Argon)"]
+    listing = worker.run("worker1", "ls -A /opt/brine /opt/brine/salt").stdout.split()
+    assert "agent-install.py" in listing and any(n.startswith(".salt-agent-3008.4-cp311-") for n in listing)
+    assert not [n for n in listing if "requirements" in n or n.startswith(".agent-")], listing
+    # the node needs no venv module (and so no pip) of its own
+    assert worker.run("worker1", "dpkg -s python3-venv >/dev/null 2>&1").returncode != 0
+    again = env.salt_ssh("worker1.demo", "state.apply", "day2.installed", "--state-output=terse")
+    assert again.returncode == 0 and "(changed=" not in again.stdout, again.stdout[-3000:]
 
 
 def test_zero_egress_passes_on_what_brine_renders(env, served):

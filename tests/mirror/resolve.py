@@ -504,7 +504,8 @@ def render_manifest(spec: Spec, debs: list[Deb], groups: list[GroupResult], whee
     ]))  # fmt: skip
     sdists = [w for w in wheels if w.sdist]
     if sdists:
-        lines.append("# --- sdists (kind file): no wheel is published; pip builds them on the node from the wheels above ---")
+        lines.append("# --- sdists (kind file): no wheel is published; bundle.build builds them into the prebuilt agent "
+                     "with the wheels above ---")
         lines.append(_block([
             {"kind": "file", "name": w.name, "version": w.version, "arch": w.arch, "url": w.url, "sha256": w.sha256,
              "consumers": list(spec.wheels.consumers)}

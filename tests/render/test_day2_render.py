@@ -13,7 +13,9 @@ import os
 import shutil
 import tarfile
 
+import brine_agent_archive
 import brine_day2
+import brine_manifest
 import brine_pki
 import brine_render
 import pytest
@@ -236,3 +238,18 @@ def test_a_master_of_the_default_cluster_holds_no_other_cluster_and_no_ssh_key(o
     state = [c["name"] for c in low if c["state"] == "file" and c["name"].startswith("/srv/brine/state/")]
     assert state and all(path.startswith("/srv/brine/state/clusters/demo/pki/") or
                          path.startswith("/srv/brine/state/clusters/demo/secrets/") for path in state)
+
+
+def test_nodes_and_new_machines_install_the_prebuilt_agent_and_never_run_pip(opts, master):
+    loaded = brine_manifest.load_manifest(os.path.join(REPO_ROOT, "salt", "bundle", "manifests", "1.37.yaml"))
+    url = f"http://10.77.0.1:8080/lines/1.37/agent/{brine_agent_archive.archive_name(loaded)}"
+    low = brine_render.low_chunks(opts, "worker1.demo", ["day2.installed"])
+    installed = next(c for c in low if c["__id__"] == "day2-salt-installed")
+    assert installed["name"] == f"/usr/bin/python3 /opt/brine/agent-install.py {url} /opt/brine/salt"
+    assert installed["creates"] == f"/opt/brine/salt/.{url.rsplit('/', 1)[1]}"
+    with open(os.path.join(REPO_ROOT, "salt", "day2", "files", "agent-install.py"), encoding="utf-8") as handle:
+        installer = handle.read()
+    bootstrap = master["/srv/brine/minion-bootstrap.sh"].text
+    assert f"python3 - {url} /opt/brine/salt <<'BRINE_EOF'\n{installer}" in bootstrap
+    states = " ".join(str(c.get("name")) for c in low)
+    assert "pip" not in states and "pip" not in bootstrap and "apt-get" not in bootstrap
