@@ -1,8 +1,9 @@
 """
-Day two on a real cluster (Kubernetes v1.37.2 built from Go modules, 3 masters + 1
-worker): cluster.deploy ends with the day-2 agent - salt-master on every master,
-salt-minion on every node with keys placed in advance - and the cluster then looks
-after itself. What a user checks by hand:
+Day two on a real cluster (Kubernetes v1.37.2 built from Go modules, 3 masters + 2
+workers: the session's shared cluster, tests/e2e/conftest.py, after test_deploy_k8s137
+is done with it): cluster.deploy ended with the day-2 agent - salt-master on every
+master, salt-minion on every node with keys placed in advance - and the cluster then
+looks after itself. What a user checks by hand:
 
 - every master reaches every node over its minion, and holds exactly the inventory's keys;
 - hand-made drift (a sysctl, the API load balancer's nginx.conf, containerd's config) is
@@ -23,13 +24,15 @@ import time
 import pytest
 import yaml
 
-from tests.clusters import TestCluster
-from tests.saltenv import SaltEnv, failures, step_table
+from tests.saltenv import failures
 
 pytestmark = [pytest.mark.testbed, pytest.mark.e2e, pytest.mark.slow]
 
-NAME = "e2eday2"
-NODES = ["master1", "master2", "master3", "worker1"]
+# Its tests remove nodes: they run after every other module on the shared cluster.
+DESTROYS_SHARED_CLUSTER = True
+NAME = "e2e137"
+NODES = ["master1", "master2", "master3", "worker1", "worker2"]
+SPARE = "worker3"
 MASTERS = ["master1", "master2", "master3"]
 KUBECTL = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
 SALT_BIN = "/opt/brine/salt/bin"
@@ -37,26 +40,14 @@ INVENTORY_ON_MASTERS = f"/srv/brine/pillar/clusters/{NAME}/inventory.sls"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, real_bundle):
-    env = SaltEnv(str(tmp_path_factory.mktemp(NAME)))
-    test_cluster = TestCluster(env, NAME, third_octet=86, masters=3, workers=1, kubernetes="built",
-                               spares=("worker2", "rogue1"))
-    test_cluster.up()
-    try:
-        yield test_cluster
-    finally:
-        test_cluster.down()
+def cluster(shared_cluster):
+    assert shared_cluster.name == NAME
+    return shared_cluster
 
 
 @pytest.fixture(scope="module")
-def deployed(cluster):
-    started = time.monotonic()
-    code, steps, out = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
-    bad = failures(steps)
-    assert code == 0 and not bad, json.dumps(bad, indent=1)[-8000:] or out[-5000:]
-    print(f"\nFIGURE deploy with the day-2 agent, 3 masters + 1 worker (s): {time.monotonic() - started:.1f}")
-    print(step_table(steps))
-    return steps
+def deployed(shared_deployed):
+    return shared_deployed[0]
 
 
 def salt(cluster, master, arguments, timeout=180):
@@ -92,6 +83,17 @@ def test_masters_hold_exactly_the_inventory_keys(cluster, deployed):
         mode = cluster.testbed.run(master, "stat -L -c %a /etc/salt/pki/master/master.pem /srv/brine/state/clusters/"
                                            f"{NAME}/pki/kubernetes/ca.key").stdout.split()
         assert mode == ["400", "600"]
+
+
+def _runs_the_prebuilt_agent(cluster, node):
+    """The agent unpacked from the bundle's archive: its marker, and no trace of pip installing it."""
+    listing = cluster.testbed.run(node, "ls -A /opt/brine /opt/brine/salt").stdout.split()
+    return (any(name.startswith(".salt-agent-3008.4-cp311-") for name in listing)
+            and not [name for name in listing if "requirements" in name or name.startswith(".agent-")])
+
+
+def test_every_node_runs_the_prebuilt_agent(cluster, deployed):
+    assert [node for node in NODES if not _runs_the_prebuilt_agent(cluster, node)] == []
 
 
 def _drift_lines(cluster, node, since):
@@ -176,8 +178,8 @@ def _bootstrap(cluster, machine, start):
 
 
 def test_a_new_worker_joins_through_the_reactor_alone(cluster, deployed):
-    spare = cluster.spares["worker2"]
-    finger = _bootstrap(cluster, "worker2", start=False)
+    spare = cluster.spares[SPARE]
+    finger = _bootstrap(cluster, SPARE, start=False)
     # The user declares the node - on the deploy side and on every master.
     entry = {**spare, "minion_fingerprint": finger}
     inventory = {"inventory": {"nodes": [*cluster.nodes, entry]}}
@@ -189,28 +191,29 @@ def test_a_new_worker_joins_through_the_reactor_alone(cluster, deployed):
     pids = _pids(cluster, NODES)
 
     started = time.monotonic()
-    cluster.testbed.run("worker2", "systemctl start salt-minion", check=True)
+    cluster.testbed.run(SPARE, "systemctl start salt-minion", check=True)
     deadline = started + 900
     ready = False
     while time.monotonic() < deadline and not ready:
-        proc = cluster.testbed.run("master1", f"{KUBECTL} get node worker2 -o json")
+        proc = cluster.testbed.run("master1", f"{KUBECTL} get node {SPARE} -o json")
         if proc.returncode == 0:
             ready = any(c["type"] == "Ready" and c["status"] == "True"
                         for c in json.loads(proc.stdout)["status"]["conditions"])
         time.sleep(3)
-    print(f"\nFIGURE onboarding, minion start to Ready, cluster of 4 -> 5 nodes (s): {time.monotonic() - started:.1f}")
+    print(f"\nFIGURE onboarding, minion start to Ready, cluster of 5 -> 6 nodes (s): {time.monotonic() - started:.1f}")
     # The node is Ready during the job's last steps: the job ends a little later.
     jobs = salt_run(cluster, "master1", f"cluster.jobs {NAME}").stdout
-    while time.monotonic() < deadline and re.search(r"node_add-worker2-\w+: (queued|running)", jobs):
+    while time.monotonic() < deadline and re.search(rf"node_add-{SPARE}-\w+: (queued|running)", jobs):
         time.sleep(3)
         jobs = salt_run(cluster, "master1", f"cluster.jobs {NAME}").stdout
     assert ready, jobs + cluster.testbed.run("master1", f"cat /srv/brine/state/clusters/{NAME}/jobs/*/log").stdout
-    assert re.search(r"node_add-worker2-\w+: done", jobs), jobs
+    assert re.search(rf"node_add-{SPARE}-\w+: done", jobs), jobs
     assert _pids(cluster, NODES) == pids, "something restarted on an existing node"
     _assert_node_add_report(cluster)
     keys = json.loads(cluster.testbed.run("master2", f"{SALT_BIN}/salt-key -L --out=json").stdout)
-    assert minion("worker2") in keys["minions"]
-    assert cluster.testbed.run("worker2", "curl -sk https://127.0.0.1:6443/healthz").stdout == "ok"
+    assert minion(SPARE) in keys["minions"]
+    assert _runs_the_prebuilt_agent(cluster, SPARE)
+    assert cluster.testbed.run(SPARE, "curl -sk https://127.0.0.1:6443/healthz").stdout == "ok"
 
 
 def _assert_node_add_report(cluster):
@@ -220,12 +223,12 @@ def _assert_node_add_report(cluster):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not found:
         out = salt_run(cluster, "master1", f"cluster.report {NAME}").stdout
-        found = re.search(r"\S+/jobs/\d{8}T\d{6}Z-node_add-worker2-\w+/report\.html", out)
+        found = re.search(rf"\S+/jobs/\d{{8}}T\d{{6}}Z-node_add-{SPARE}-\w+/report\.html", out)
         time.sleep(0 if found else 2)
     assert found, out
     page = cluster.testbed.run("master1", f"cat {found.group(0)}", check=True).stdout
     for step in ("os-ready", "runtime-ready", "artifacts-prefetched", "kubernetes-installed", "joined"):
-        assert f"data-node='worker2' data-step='{step}'" in page, step
+        assert f"data-node='{SPARE}' data-step='{step}'" in page, step
     for step in ("token-valid", "nodes-ready"):
         assert f"data-node='master1' data-step='{step}'" in page, step
     assert "id='state'>done<" in page and "data:image/svg+xml;base64," in page
@@ -264,17 +267,17 @@ def remove(cluster, node, timeout=900):
 
 
 def test_removing_a_worker_takes_it_out_everywhere(cluster, deployed):
-    code, steps, out = remove(cluster, "worker2")
+    code, steps, out = remove(cluster, SPARE)
     assert code == 0 and not failures(steps), out[-5000:]
-    assert cluster.testbed.run("master1", f"{KUBECTL} get node worker2").returncode != 0
+    assert cluster.testbed.run("master1", f"{KUBECTL} get node {SPARE}").returncode != 0
     for master in MASTERS:
         keys = json.loads(cluster.testbed.run(master, f"{SALT_BIN}/salt-key -L --out=json").stdout)
-        assert minion("worker2") not in keys["minions"] + keys["minions_pre"], master
+        assert minion(SPARE) not in keys["minions"] + keys["minions_pre"], master
         inventory = yaml.safe_load(cluster.testbed.run(master, f"cat {INVENTORY_ON_MASTERS}").stdout)
-        assert "worker2" not in [n["name"] for n in inventory["inventory"]["nodes"]], master
+        assert SPARE not in [n["name"] for n in inventory["inventory"]["nodes"]], master
     # Stopped ("failed" when salt-minion stopped itself from inside its own job) and disabled.
-    assert "active" not in cluster.testbed.run("worker2", "systemctl is-active kubelet salt-minion").stdout.split()
-    assert cluster.testbed.run("worker2", "systemctl is-enabled kubelet").stdout.strip() == "disabled"
+    assert "active" not in cluster.testbed.run(SPARE, "systemctl is-active kubelet salt-minion").stdout.split()
+    assert cluster.testbed.run(SPARE, "systemctl is-enabled kubelet").stdout.strip() == "disabled"
 
 
 def _etcd(cluster, node, *args):
@@ -299,7 +302,7 @@ def test_removing_a_master_keeps_etcd_healthy_and_the_lb_correct(cluster, deploy
         assert time.monotonic() < deadline, "worker1's load balancer does not answer after master3 left"
         time.sleep(3)
     nodes = json.loads(cluster.testbed.run("master1", f"{KUBECTL} get nodes -o json").stdout)["items"]
-    assert sorted(n["metadata"]["name"] for n in nodes) == ["master1", "master2", "worker1"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["master1", "master2", "worker1", "worker2"]
 
 
 def test_a_removal_that_would_break_etcd_quorum_is_refused_before_any_change(cluster, deployed):

@@ -1,8 +1,9 @@
 """
 cluster.deploy end to end with real Kubernetes v1.37.2 (built by `make k8s-artifacts`)
 on the testbed: 3 masters + 2 workers, kube-proxy iptables, the host-gw network,
-CoreDNS with no upstream. From bare nodes the deploy ends with every node Ready; then
-what a user would check by hand:
+CoreDNS with no upstream, the day-2 agent - the session's shared cluster
+(tests/e2e/conftest.py), which test_day2_cluster takes on after this module. From bare
+nodes the deploy ends with every node Ready; then what a user would check by hand:
 
 - the control plane runs as static pods on every master, the API load balancer on
   every node, and ``/readyz`` answers through 127.0.0.1:6443 on every worker;
@@ -30,9 +31,8 @@ import time
 import pytest
 from PIL import Image
 
-from tests.clusters import TestCluster
 from tests.e2e import toolbox
-from tests.saltenv import SaltEnv, changed_states, failures, step_table
+from tests.saltenv import changed_states, failures, step_table
 
 pytestmark = [pytest.mark.testbed, pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,23 +49,15 @@ def figure(name: str, value: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, real_bundle):
-    env = SaltEnv(str(tmp_path_factory.mktemp(NAME)))
-    test_cluster = TestCluster(env, NAME, third_octet=84, masters=3, workers=2, kubernetes="built")
-    test_cluster.up()
-    try:
-        yield test_cluster
-    finally:
-        test_cluster.down()
+def cluster(shared_cluster):
+    """The session's shared 1.37 cluster (tests/e2e/conftest.py)."""
+    assert shared_cluster.name == NAME
+    return shared_cluster
 
 
 @pytest.fixture(scope="module")
-def deployed(cluster):
-    started = time.monotonic()
-    code, steps, out = cluster.env.orchestrate("cluster.deploy", {"cluster": NAME}, timeout=3600)
-    took = time.monotonic() - started
-    bad = failures(steps)
-    assert code == 0 and not bad, json.dumps(bad, indent=1)[-8000:] or out[-5000:]
+def deployed(shared_deployed):
+    steps, took = shared_deployed
     figure("deploy from bare nodes, 3 masters + 2 workers (s)", f"{took:.1f}")
     figure("steps (s)", step_table(steps))
     return steps
