@@ -1,6 +1,6 @@
 """
 The day-2 agent shipped prebuilt: one archive of the nodes' Python environment
-(salt and every node wheel of a release line's manifest), built once by
+(salt and every node wheel of a release line's manifest; no pip), built once by
 ``bundle.build`` and unpacked on every node, so no node runs pip, builds
 salt's sdist or needs a compiler.
 
@@ -41,6 +41,8 @@ NODE_PYTHON_VERSION = "3.11"
 #: Where the day-2 states unpack it (salt/day2/defaults.yaml): tracebacks name it.
 INSTALL_PATH = "/opt/brine/salt"
 FOLDER = "agent"
+#: How the archive is made: a new recipe (not a new wheel set, which is a new name) builds anew.
+RECIPE = 2
 #: Every member of the archive gets this mtime, so equal files give an equal archive.
 EPOCH = 1_700_000_000
 
@@ -156,12 +158,40 @@ def _pack(venv: str, dest: str) -> None:
     os.replace(partial, dest)
 
 
+def _build_into(manifest: Manifest, bundle_root: str, python: str, dest: str) -> None:
+    """Make the archive at ``dest``: the venv, the wheels, salt from its sdist, relocatable, compiled, packed."""
+    _check_python(python)
+    wheels, sdist = inputs(manifest)
+    with tempfile.TemporaryDirectory(prefix="brine-agent-") as scratch:
+        venv = os.path.join(scratch, "venv")
+        venv_python = os.path.join(venv, "bin", "python")
+        _run("creating the virtual environment", [python, "-m", "venv", venv])
+        pip = [venv_python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--require-hashes", "--no-compile"]
+        wanted = os.path.join(scratch, "wheels.txt")
+        with open(wanted, "w", encoding="utf-8") as handle:
+            handle.writelines(f"{w.name}=={w.version} --hash=sha256:{w.sha256}\n" for w in wheels)
+        _run("installing the node wheels", [*pip, "--find-links", os.path.join(bundle_root, "wheels"), "-r", wanted])
+        sdist_path = os.path.join(bundle_root, "files", os.path.basename(sdist.url))
+        wanted_sdist = os.path.join(scratch, "sdist.txt")
+        with open(wanted_sdist, "w", encoding="utf-8") as handle:
+            handle.write(f"salt @ file://{sdist_path} --hash=sha256:{sdist.sha256}\n")
+        _run("building salt from its sdist", [*pip, "--no-build-isolation", "-r", wanted_sdist])
+        _run("checking salt's version", [venv_python, "-c",
+                                         f"import salt.version; assert salt.version.__version__ == {sdist.version!r}"])
+        # No node installs Python packages: the agent carries no pip.
+        _run("removing pip", [venv_python, "-m", "pip", "uninstall", "-q", "-y", "pip"])
+        _make_relocatable(venv)
+        _run("byte-compiling", [venv_python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+                                "unchecked-hash", "-s", venv, "-p", INSTALL_PATH, venv])
+        _pack(venv, dest)
+
+
 def build(manifest: Manifest, bundle_root: str, python: str = NODE_PYTHON, cache: str | None = None) -> str:
     """
     Build the agent archive from the verified wheels and sdist under
     ``bundle_root`` (``wheels/``, ``files/``) into ``bundle_root/agent/``, with
     its ``.sha256``; return its path relative to ``bundle_root``. An archive of
-    the same inputs in ``cache`` (or already in place) is reused.
+    the same inputs and recipe in ``cache`` is reused (bundles built side by side share it).
     """
     name = archive_name(manifest)
     relative = f"{FOLDER}/{name}"
@@ -170,37 +200,17 @@ def build(manifest: Manifest, bundle_root: str, python: str = NODE_PYTHON, cache
     for stale in os.listdir(os.path.dirname(dest)):
         if not stale.startswith(name):
             os.unlink(os.path.join(os.path.dirname(dest), stale))  # another wheel set's archive
-    cached = os.path.join(cache, name) if cache else None
-    if not os.path.exists(dest) and cached and os.path.exists(cached):
-        shutil.copyfile(cached, dest)
-    if not os.path.exists(dest):
-        _check_python(python)
-        wheels, sdist = inputs(manifest)
-        with tempfile.TemporaryDirectory(prefix="brine-agent-") as scratch:
-            venv = os.path.join(scratch, "venv")
-            _run("creating the virtual environment", [python, "-m", "venv", venv])
-            pip = [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
-                   "--require-hashes", "--no-compile"]
-            wanted = os.path.join(scratch, "wheels.txt")
-            with open(wanted, "w", encoding="utf-8") as handle:
-                handle.writelines(f"{w.name}=={w.version} --hash=sha256:{w.sha256}\n" for w in wheels)
-            _run("installing the node wheels",
-                 [*pip, "--find-links", os.path.join(bundle_root, "wheels"), "-r", wanted])
-            sdist_path = os.path.join(bundle_root, "files", os.path.basename(sdist.url))
-            wanted_sdist = os.path.join(scratch, "sdist.txt")
-            with open(wanted_sdist, "w", encoding="utf-8") as handle:
-                handle.write(f"salt @ file://{sdist_path} --hash=sha256:{sdist.sha256}\n")
-            _run("building salt from its sdist", [*pip, "--no-build-isolation", "-r", wanted_sdist])
-            _run("checking salt's version", [os.path.join(venv, "bin", "python"), "-c",
-                                             f"import salt.version; assert salt.version.__version__ == {sdist.version!r}"])
-            _make_relocatable(venv)
-            _run("byte-compiling", [os.path.join(venv, "bin", "python"), "-m", "compileall", "-q", "-j", "0",
-                                    "--invalidation-mode", "unchecked-hash", "-s", venv, "-p", INSTALL_PATH, venv])
-            _pack(venv, dest)
-        if cached:
+    if not cache:
+        _build_into(manifest, bundle_root, python, dest + ".partial")
+        os.replace(dest + ".partial", dest)
+    else:
+        cached = os.path.join(cache, f"recipe{RECIPE}-{name}")
+        if not os.path.exists(cached):
             os.makedirs(cache, exist_ok=True)
-            shutil.copyfile(dest, cached + ".partial")
+            _build_into(manifest, bundle_root, python, cached + ".partial")
             os.replace(cached + ".partial", cached)
+        if not os.path.exists(dest) or sha256_file(dest) != sha256_file(cached):
+            shutil.copyfile(cached, dest)
     with open(dest + ".sha256", "w", encoding="utf-8") as handle:
         handle.write(f"{sha256_file(dest)}  {name}\n")
     return relative

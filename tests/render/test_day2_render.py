@@ -253,3 +253,4 @@ def test_nodes_and_new_machines_install_the_prebuilt_agent_and_never_run_pip(opt
     assert f"python3 - {url} /opt/brine/salt <<'BRINE_EOF'\n{installer}" in bootstrap
     states = " ".join(str(c.get("name")) for c in low)
     assert "pip" not in states and "pip" not in bootstrap and "apt-get" not in bootstrap
+

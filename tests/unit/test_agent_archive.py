@@ -61,6 +61,23 @@ def test_a_builder_python_other_than_the_nodes_is_refused(tmp_path):
         brine_agent_archive.build(manifest(), str(tmp_path / "bundle"), python=str(fake))
 
 
+def test_an_archive_of_the_same_inputs_and_recipe_is_reused_from_the_cache(tmp_path):
+    loaded = manifest()
+    name = brine_agent_archive.archive_name(loaded)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"recipe{brine_agent_archive.RECIPE}-{name}").write_bytes(b"prebuilt")
+    (tmp_path / "bundle" / "agent").mkdir(parents=True)
+    (tmp_path / "bundle" / "agent" / "salt-agent-old.tar.gz").write_bytes(b"another wheel set")
+    # no interpreter is needed: nothing is built
+    relative = brine_agent_archive.build(loaded, str(tmp_path / "bundle"), python="/nonexistent", cache=str(cache))
+    assert relative == f"agent/{name}"
+    assert (tmp_path / "bundle" / relative).read_bytes() == b"prebuilt"
+    assert sorted(os.listdir(tmp_path / "bundle" / "agent")) == [name, f"{name}.sha256"]
+    assert (tmp_path / "bundle" / f"{relative}.sha256").read_text() == \
+        f"{hashlib.sha256(b'prebuilt').hexdigest()}  {name}\n"
+
+
 def test_a_venv_is_made_relocatable(tmp_path):
     venv = tmp_path / "build" / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
