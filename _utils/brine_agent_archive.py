@@ -186,12 +186,14 @@ def _build_into(manifest: Manifest, bundle_root: str, python: str, dest: str) ->
         _pack(venv, dest)
 
 
-def build(manifest: Manifest, bundle_root: str, python: str = NODE_PYTHON, cache: str | None = None) -> str:
+def build(manifest: Manifest, bundle_root: str, python: str = NODE_PYTHON,
+          cache: str | None = None) -> tuple[str, str]:
     """
     Build the agent archive from the verified wheels and sdist under
     ``bundle_root`` (``wheels/``, ``files/``) into ``bundle_root/agent/``, with
-    its ``.sha256``; return its path relative to ``bundle_root``. An archive of
-    the same inputs and recipe in ``cache`` is reused (bundles built side by side share it).
+    its ``.sha256``; return its path relative to ``bundle_root`` and its sha256.
+    An archive of the same inputs and recipe in ``cache`` is reused (bundles
+    built side by side share it).
     """
     name = archive_name(manifest)
     relative = f"{FOLDER}/{name}"
@@ -201,16 +203,14 @@ def build(manifest: Manifest, bundle_root: str, python: str = NODE_PYTHON, cache
         if not stale.startswith(name):
             os.unlink(os.path.join(os.path.dirname(dest), stale))  # another wheel set's archive
     if not cache:
-        _build_into(manifest, bundle_root, python, dest + ".partial")
-        os.replace(dest + ".partial", dest)
+        _build_into(manifest, bundle_root, python, dest)
     else:
         cached = os.path.join(cache, f"recipe{RECIPE}-{name}")
         if not os.path.exists(cached):
             os.makedirs(cache, exist_ok=True)
-            _build_into(manifest, bundle_root, python, cached + ".partial")
-            os.replace(cached + ".partial", cached)
-        if not os.path.exists(dest) or sha256_file(dest) != sha256_file(cached):
-            shutil.copyfile(cached, dest)
+            _build_into(manifest, bundle_root, python, cached)
+        shutil.copyfile(cached, dest)
+    digest = sha256_file(dest)
     with open(dest + ".sha256", "w", encoding="utf-8") as handle:
-        handle.write(f"{sha256_file(dest)}  {name}\n")
-    return relative
+        handle.write(f"{digest}  {name}\n")
+    return relative, digest

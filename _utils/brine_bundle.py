@@ -334,7 +334,7 @@ def _agent_entry(manifest: Manifest, root: str, cache_parent: str, progress: Pro
     """
     began = time.monotonic()
     try:
-        relative = brine_agent_archive.build(manifest, root, cache=os.path.join(cache_parent, "agent-cache"))
+        relative, digest = brine_agent_archive.build(manifest, root, cache=os.path.join(cache_parent, "agent-cache"))
     except (brine_agent_archive.AgentArchiveError, OSError, subprocess.SubprocessError) as error:
         raise BundleError(str(error)) from error
     path = os.path.join(root, relative)
@@ -342,7 +342,7 @@ def _agent_entry(manifest: Manifest, root: str, cache_parent: str, progress: Pro
     _, sdist = brine_agent_archive.inputs(manifest)
     progress(f"[agent] salt {sdist.version} with the node wheels {_mib(size)}  {time.monotonic() - began:.1f} s")
     return {"kind": "agent", "name": "salt-agent", "version": sdist.version, "arch": "amd64", "url": "",
-            "path": relative, "sum": sha256_file(path), "size": size, "consumers": ["node"]}
+            "path": relative, "sum": digest, "size": size, "consumers": ["node"]}
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:

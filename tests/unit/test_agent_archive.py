@@ -70,8 +70,9 @@ def test_an_archive_of_the_same_inputs_and_recipe_is_reused_from_the_cache(tmp_p
     (tmp_path / "bundle" / "agent").mkdir(parents=True)
     (tmp_path / "bundle" / "agent" / "salt-agent-old.tar.gz").write_bytes(b"another wheel set")
     # no interpreter is needed: nothing is built
-    relative = brine_agent_archive.build(loaded, str(tmp_path / "bundle"), python="/nonexistent", cache=str(cache))
-    assert relative == f"agent/{name}"
+    relative, digest = brine_agent_archive.build(loaded, str(tmp_path / "bundle"), python="/nonexistent",
+                                                 cache=str(cache))
+    assert relative == f"agent/{name}" and digest == hashlib.sha256(b"prebuilt").hexdigest()
     assert (tmp_path / "bundle" / relative).read_bytes() == b"prebuilt"
     assert sorted(os.listdir(tmp_path / "bundle" / "agent")) == [name, f"{name}.sha256"]
     assert (tmp_path / "bundle" / f"{relative}.sha256").read_text() == \
